@@ -1,0 +1,190 @@
+import { GearmanProtocolError } from './errors.js';
+import {
+  DEFAULT_MAX_PACKET_SIZE,
+  HEADER_SIZE,
+  MAGIC_REQ,
+  MAGIC_RES,
+  type Magic,
+  type Packet,
+  PACKET_SPECS,
+  packetName,
+} from './packet-types.js';
+
+export interface PacketDecoderOptions {
+  /** Magic of the packets read: `RES` for clients and workers (default), `REQ` for a server. */
+  magic?: Magic;
+  /** Largest payload accepted, in bytes (default 64 MiB). Larger ones raise PACKET_TOO_LARGE. */
+  maxPacketSize?: number;
+}
+
+/** Remainder buffers start this small and double up to the packet's announced size. */
+const MIN_REMAINDER = 16 * 1024;
+
+/**
+ * Streaming decoder: feed it chunks in any split, it calls `onPacket` once per complete packet.
+ *
+ * A packet wholly inside a chunk is parsed in place: its arguments are slices of that chunk.
+ * A packet split across chunks is gathered in one remainder buffer, sized by the packet's length
+ * (checked against the limit) and grown by doubling as bytes arrive, so a false length costs no
+ * up-front allocation. That buffer is handed over to the packet it completes, so the slices stay
+ * valid after later chunks arrive.
+ *
+ * Malformed input throws {@link GearmanProtocolError}; the stream is then unusable (close it).
+ * `onPacket` must not throw.
+ */
+export class PacketDecoder {
+  private readonly magic: number;
+  private readonly maxPacketSize: number;
+  private readonly header = Buffer.alloc(HEADER_SIZE);
+  private headerFilled = 0;
+  private remainder: Buffer | null = null;
+  private remainderFilled = 0;
+  private type = 0;
+  private size = 0;
+
+  constructor(
+    private readonly onPacket: (packet: Packet) => void,
+    options: PacketDecoderOptions = {},
+  ) {
+    this.magic = (options.magic ?? 'RES') === 'RES' ? MAGIC_RES : MAGIC_REQ;
+    this.maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+  }
+
+  /** Bytes held for a packet not yet complete. */
+  get bufferedBytes(): number {
+    return this.headerFilled + (this.remainder ? this.remainder.length : 0);
+  }
+
+  /** Forgets any partial packet (after a reconnect). */
+  reset(): void {
+    this.headerFilled = 0;
+    this.remainder = null;
+    this.remainderFilled = 0;
+  }
+
+  push(chunk: Buffer): void {
+    let offset = 0;
+    const length = chunk.length;
+    if (this.headerFilled > 0) {
+      offset = this.continuePartial(chunk);
+      if (offset < 0) return;
+    }
+    while (length - offset >= HEADER_SIZE) {
+      const size = this.readHeader(chunk, offset);
+      const end = offset + HEADER_SIZE + size;
+      if (end > length) {
+        chunk.copy(this.header, 0, offset, offset + HEADER_SIZE);
+        this.headerFilled = HEADER_SIZE;
+        this.startRemainder(chunk, offset + HEADER_SIZE);
+        return;
+      }
+      const type = chunk.readUInt32BE(offset + 4);
+      offset = end;
+      this.onPacket(parsePacket(type, chunk, end - size, end));
+    }
+    if (offset < length) {
+      chunk.copy(this.header, 0, offset);
+      this.headerFilled = length - offset;
+    }
+  }
+
+  /** Completes a packet begun in an earlier chunk; returns the offset after it, or -1 if the chunk ran out. */
+  private continuePartial(chunk: Buffer): number {
+    let offset = 0;
+    if (this.headerFilled < HEADER_SIZE) {
+      const take = Math.min(HEADER_SIZE - this.headerFilled, chunk.length);
+      chunk.copy(this.header, this.headerFilled, 0, take);
+      this.headerFilled += take;
+      offset = take;
+      if (this.headerFilled < HEADER_SIZE) return -1;
+      this.readHeader(this.header, 0);
+      return this.startRemainder(chunk, offset);
+    }
+    return this.fillRemainder(chunk, offset);
+  }
+
+  private startRemainder(chunk: Buffer, offset: number): number {
+    if (this.size === 0) return this.finish(Buffer.alloc(0), offset);
+    const available = chunk.length - offset;
+    this.remainder = Buffer.allocUnsafe(Math.min(this.size, Math.max(MIN_REMAINDER, available)));
+    this.remainderFilled = 0;
+    return this.fillRemainder(chunk, offset);
+  }
+
+  private fillRemainder(chunk: Buffer, offset: number): number {
+    const need = this.size - this.remainderFilled;
+    const take = Math.min(need, chunk.length - offset);
+    let remainder = this.remainder!;
+    if (this.remainderFilled + take > remainder.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.size, Math.max(remainder.length * 2, this.remainderFilled + take)));
+      remainder.copy(grown, 0, 0, this.remainderFilled);
+      remainder = this.remainder = grown;
+    }
+    chunk.copy(remainder, this.remainderFilled, offset, offset + take);
+    this.remainderFilled += take;
+    if (this.remainderFilled < this.size) return -1;
+    return this.finish(remainder, offset + take);
+  }
+
+  private finish(payload: Buffer, offset: number): number {
+    const type = this.type;
+    const size = this.size;
+    this.headerFilled = 0;
+    this.remainder = null;
+    this.remainderFilled = 0;
+    this.onPacket(parsePacket(type, payload, 0, size));
+    return offset;
+  }
+
+  /** Validates a header; stores type and size; returns the payload size. */
+  private readHeader(buf: Buffer, offset: number): number {
+    const magic = buf.readUInt32BE(offset);
+    if (magic !== this.magic) {
+      this.reset();
+      throw new GearmanProtocolError(
+        'BAD_MAGIC',
+        `Bad packet magic 0x${magic.toString(16).padStart(8, '0')}: expected \\0${this.magic === MAGIC_RES ? 'RES' : 'REQ'} (is this a Gearman server?)`,
+      );
+    }
+    const type = buf.readUInt32BE(offset + 4);
+    if (PACKET_SPECS[type] === undefined) {
+      this.reset();
+      throw new GearmanProtocolError('UNKNOWN_TYPE', `Unknown packet type ${type}`);
+    }
+    const size = buf.readUInt32BE(offset + 8);
+    if (size > this.maxPacketSize) {
+      this.reset();
+      throw new GearmanProtocolError(
+        'PACKET_TOO_LARGE',
+        `${packetName(type)} announces ${size} bytes, above the limit of ${this.maxPacketSize} (raise maxPacketSize if this is expected)`,
+      );
+    }
+    this.type = type;
+    this.size = size;
+    return size;
+  }
+}
+
+/** Splits a payload into arguments following the type's layout (see PACKET_SPECS). */
+export function parsePacket(type: number, buf: Buffer, start: number, end: number): Packet {
+  const spec = PACKET_SPECS[type]!;
+  const argc = spec.argc;
+  if (argc === 0) return { type, args: spec.data ? [buf.subarray(start, end)] : [] };
+  const terminated = spec.data ? argc : argc - 1;
+  const args: Buffer[] = new Array(spec.data ? argc + 1 : argc);
+  let pos = start;
+  for (let i = 0; i < terminated; i++) {
+    let nul = pos;
+    while (nul < end && buf[nul] !== 0) nul++;
+    if (nul === end) {
+      throw new GearmanProtocolError(
+        'TOO_FEW_ARGUMENTS',
+        `${spec.name} needs ${terminated} NUL-terminated argument(s) but has ${i}`,
+      );
+    }
+    args[i] = buf.subarray(pos, nul);
+    pos = nul + 1;
+  }
+  args[terminated] = buf.subarray(pos, end);
+  return { type, args };
+}

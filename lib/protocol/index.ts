@@ -1,0 +1,5 @@
+export * from './packet-types.js';
+export * from './errors.js';
+export * from './encoder.js';
+export * from './decoder.js';
+export * from './admin-replies.js';
