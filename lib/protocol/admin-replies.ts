@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { GearmanProtocolError } from './errors.js';
 
 /**
@@ -21,13 +22,28 @@ export function adminReplyShape(command: string): AdminReplyShape {
   return LIST_COMMANDS.has(verb) ? 'list' : 'line';
 }
 
-/** Splits an `ERR CODE text` line; gearmand encodes spaces in the text as `+`. */
+/**
+ * Splits an `ERR CODE text` line; gearmand encodes spaces in the text as `+`.
+ * `drop function` answers in free text instead (`ERR function not found`): then the code is
+ * `UNKNOWN` and the whole text is the message.
+ */
 export function parseErrLine(line: string): { code: string; message: string } {
   const rest = line.slice(3).trim();
   const space = rest.indexOf(' ');
   const code = space < 0 ? rest : rest.slice(0, space);
+  if (!/^[A-Z][A-Z0-9_]*$/.test(code)) return { code: 'UNKNOWN', message: rest };
   const message = space < 0 ? '' : rest.slice(space + 1).replace(/\+/g, ' ');
-  return { code: code || 'UNKNOWN', message };
+  return { code, message };
+}
+
+/**
+ * Whether the first line of a list reply is an error. A list row may itself start with "ERR"
+ * (a function named `ERRORS` gives `ERRORS\t1\t0\t0`), so it must be `ERR` then a space or the
+ * end, and have no tab (every tabular row has tabs). A `show unique jobs` row that is a unique
+ * spelled like `ERR X` stays ambiguous: gearmand's format cannot tell them apart.
+ */
+function isListError(line: string): boolean {
+  return (line === 'ERR' || line.startsWith('ERR ')) && !line.includes('\t');
 }
 
 /**
@@ -38,6 +54,10 @@ export class AdminReplyReader {
   private text = '';
   private readonly shapes: AdminReplyShape[] = [];
   private lines: string[] = [];
+  /** Characters held in `lines` (for the buffer limit). */
+  private linesChars = 0;
+  /** Keeps a multi-byte UTF-8 character split across chunks intact. */
+  private utf8 = new StringDecoder('utf8');
 
   constructor(
     private readonly onReply: (reply: AdminReply) => void,
@@ -56,11 +76,13 @@ export class AdminReplyReader {
   reset(): void {
     this.text = '';
     this.lines = [];
+    this.linesChars = 0;
     this.shapes.length = 0;
+    this.utf8 = new StringDecoder('utf8');
   }
 
   push(chunk: Buffer | string): void {
-    this.text += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    this.text += typeof chunk === 'string' ? chunk : this.utf8.write(chunk);
     let start = 0;
     for (;;) {
       const nl = this.text.indexOf('\n', start);
@@ -71,7 +93,7 @@ export class AdminReplyReader {
       this.line(line);
     }
     this.text = this.text.slice(start);
-    if (this.text.length + this.lines.length > this.maxBuffered) {
+    if (this.text.length + this.linesChars > this.maxBuffered) {
       this.reset();
       throw new GearmanProtocolError('BAD_ADMIN_REPLY', 'Admin reply exceeds the buffer limit without a line end');
     }
@@ -82,7 +104,7 @@ export class AdminReplyReader {
     if (shape === undefined) {
       throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Unexpected admin reply line: ${JSON.stringify(line.slice(0, 80))}`);
     }
-    if (this.lines.length === 0 && line.startsWith('ERR')) {
+    if (shape === 'line' ? line.startsWith('ERR') : this.lines.length === 0 && isListError(line)) {
       this.shapes.shift();
       this.onReply({ ok: false, ...parseErrLine(line) });
       return;
@@ -95,11 +117,13 @@ export class AdminReplyReader {
     if (line === '.') {
       const lines = this.lines;
       this.lines = [];
+      this.linesChars = 0;
       this.shapes.shift();
       this.onReply({ ok: true, lines });
       return;
     }
     this.lines.push(line);
+    this.linesChars += line.length + 1;
   }
 }
 
@@ -167,17 +191,22 @@ export interface WorkerInfo {
   readonly functions: string[];
 }
 
+/**
+ * `FD IP ID : fn fn…`. The IP may be IPv6 (`::1`, itself full of colons) and the client id may
+ * hold spaces, so the id ends at the first ` :` that is followed by a space or the line end.
+ */
+const WORKERS_LINE = /^(\d+) (\S+) (.*?) :(?: (.*))?$/;
+
 export function parseWorkers(lines: string[]): WorkerInfo[] {
   return lines.filter((l) => l !== '').map((line) => {
-    const colon = line.indexOf(' :');
-    if (colon < 0) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad workers line: ${JSON.stringify(line)}`);
-    const [fd, ip, ...id] = line.slice(0, colon).trim().split(' ');
-    const clientId = id.join(' ');
+    const m = WORKERS_LINE.exec(line);
+    if (!m) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad workers line: ${JSON.stringify(line)}`);
+    const [, fd, ip, clientId, functions = ''] = m;
     return {
       fd: int(fd, 'workers fd'),
-      ip: ip ?? '',
+      ip,
       clientId: clientId === '-' || clientId === '' ? undefined : clientId,
-      functions: line.slice(colon + 2).trim().split(/\s+/).filter(Boolean),
+      functions: functions.split(' ').filter(Boolean),
     };
   });
 }
