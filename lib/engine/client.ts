@@ -1,0 +1,558 @@
+import { EventEmitter } from 'node:events';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { MAX_UNIQUE_LENGTH, type Packet, PacketType } from '../protocol/index.js';
+import { GearmanAdminConnection } from './admin.js';
+import type { BackoffOptions } from './backoff.js';
+import { GearmanConnection } from './connection.js';
+import {
+  GearmanCancelledError,
+  GearmanConnectionError,
+  GearmanError,
+  GearmanJobError,
+  GearmanTimeoutError,
+  invalidArgument,
+} from './errors.js';
+import { Fifo } from './fifo.js';
+import { GearmanJob, type JobPriority, type JobStatus } from './job.js';
+import { type ServerStrategy, ServerPool } from './server-pool.js';
+import { resolveServers, type ServerSpec } from './servers.js';
+
+export interface GearmanClientOptions {
+  /** gearmand servers: `'host:port'` strings or objects (default `127.0.0.1:4730`). */
+  servers?: ServerSpec | ServerSpec[];
+  /** How jobs are spread over several servers (default `hash`). */
+  strategy?: ServerStrategy;
+  /** TLS for every server (node:tls options, or `true`). */
+  tls?: boolean | TlsConnectionOptions;
+  /** Milliseconds to wait for a connection, and for a submit to find a live server (default 5000). */
+  connectTimeout?: number;
+  /** Reconnect backoff, or `false` (default 100 ms doubling to 10 s, 20 % jitter). */
+  reconnect?: BackoffOptions | false;
+  /** Ask every connection for WORK_EXCEPTION packets (default true; otherwise gearmand turns them into WORK_FAIL). */
+  exceptions?: boolean;
+  /** SET_CLIENT_ID on every connection (shows in `workers`). */
+  clientId?: string;
+  /** Milliseconds to wait for JOB_CREATED (default 10 000). */
+  submitTimeout?: number;
+  /** Default whole-job timeout for foreground jobs in ms (default none). */
+  timeout?: number;
+  /** Largest packet accepted, in bytes (default 64 MiB). */
+  maxPacketSize?: number;
+}
+
+export interface SubmitOptions {
+  /** Background job: the client only waits for JOB_CREATED (default false). */
+  background?: boolean;
+  priority?: JobPriority;
+  /** Unique key (at most 63 bytes): jobs with the same function and unique coalesce into one (R2). */
+  unique?: string;
+  /** Run at this time (seconds since the epoch, or a Date): always a background job. */
+  epoch?: number | Date;
+  /** Reduce job: the reducer function (and optional aggregator). */
+  reducer?: string;
+  aggregator?: string;
+  /** Whole-job timeout in ms (foreground); on expiry a still-queued job is cancelled. */
+  timeout?: number;
+  /** Milliseconds to wait for JOB_CREATED. */
+  submitTimeout?: number;
+  /** Aborting fails the job with CANCELLED and cancels it on the server if still queued. */
+  signal?: AbortSignal;
+  /**
+   * Resubmit after a lost connection, on the next live server: `true` for up to 3 times, or a
+   * number. Only for jobs with a unique (coalescing makes the resubmit idempotent while the first
+   * copy is alive).
+   */
+  retry?: boolean | number;
+}
+
+export interface GearmanClientEvents {
+  connected: [server: string];
+  disconnected: [server: string, error: Error | undefined];
+  reconnecting: [server: string, attempt: number, delay: number];
+  error: [error: Error];
+}
+
+type HandleEntry = GearmanJob | GearmanJob[];
+
+interface Waiting {
+  job: GearmanJob;
+  exclude?: Set<GearmanConnection>;
+  timer: NodeJS.Timeout;
+}
+
+const SUBMIT_TYPES: Record<JobPriority, [foreground: number, background: number]> = {
+  high: [PacketType.SUBMIT_JOB_HIGH, PacketType.SUBMIT_JOB_HIGH_BG],
+  normal: [PacketType.SUBMIT_JOB, PacketType.SUBMIT_JOB_BG],
+  low: [PacketType.SUBMIT_JOB_LOW, PacketType.SUBMIT_JOB_LOW_BG],
+};
+
+const noop = () => undefined;
+
+/**
+ * Gearman client over one or many gearmand servers: submits jobs (pipelined, many in flight per
+ * connection), streams their updates, reconnects by itself.
+ */
+export class GearmanClient extends EventEmitter<GearmanClientEvents> {
+  readonly connections: readonly GearmanConnection[];
+  private readonly pool: ServerPool;
+  private readonly handles = new Map<GearmanConnection, Map<string, HandleEntry>>();
+  private readonly admins = new Map<GearmanConnection, GearmanAdminConnection>();
+  private readonly waiting = new Fifo<Waiting>();
+  private readonly strategy: ServerStrategy;
+  private closed = false;
+
+  constructor(private readonly options: GearmanClientOptions = {}) {
+    super();
+    const servers = resolveServers(options.servers, options.tls);
+    this.strategy = options.strategy ?? 'hash';
+    this.connections = servers.map((server) => {
+      const conn = new GearmanConnection(server, {
+        connectTimeout: options.connectTimeout,
+        reconnect: options.reconnect,
+        maxPacketSize: options.maxPacketSize,
+      });
+      const jobs = new Map<string, HandleEntry>();
+      this.handles.set(conn, jobs);
+      conn.onPacket = (packet) => this.onPacket(conn, jobs, packet);
+      conn.onConnect = () => this.onConnect(conn);
+      conn.on('connected', (s) => {
+        this.emit('connected', s);
+        this.submitWaiting();
+      });
+      conn.on('disconnected', (s, e) => {
+        this.onDisconnect(conn, jobs);
+        this.emit('disconnected', s, e);
+      });
+      conn.on('reconnecting', (s, a, d) => this.emit('reconnecting', s, a, d));
+      conn.on('error', (e) => {
+        if (this.listenerCount('error') > 0) this.emit('error', e);
+      });
+      return conn;
+    });
+    this.pool = new ServerPool(this.connections);
+  }
+
+  /** Server addresses, in the order given. */
+  get servers(): string[] {
+    return this.connections.map((c) => c.address);
+  }
+
+  /**
+   * Connects to every server. Resolves when at least one is connected; rejects with NO_SERVER when
+   * none is within `connectTimeout` (the connections keep retrying in the background).
+   */
+  async connect(): Promise<void> {
+    this.assertOpen();
+    for (const conn of this.connections) conn.start();
+    if (this.pool.anyConnected) return;
+    const timeout = this.options.connectTimeout ?? 5000;
+    try {
+      await Promise.any(this.connections.map((c) => c.waitConnected(timeout)));
+    } catch (err) {
+      const causes = (err as AggregateError).errors as Error[];
+      throw new GearmanConnectionError(
+        'NO_SERVER',
+        `No gearmand reachable at ${this.servers.join(', ')} within ${timeout} ms: ${causes.map((e) => e.message).join('; ')}`,
+        undefined,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Submits a job. The returned job streams its updates and settles once. */
+  submit(functionName: string, payload: Buffer | string = EMPTY, options: SubmitOptions = {}): GearmanJob {
+    this.assertOpen();
+    if (typeof functionName !== 'string' || functionName === '' || functionName.includes('\0')) {
+      throw invalidArgument(`Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`);
+    }
+    const unique = options.unique ?? '';
+    if (typeof unique !== 'string' || Buffer.byteLength(unique) > MAX_UNIQUE_LENGTH || unique.includes('\0')) {
+      throw invalidArgument(
+        `Unique key ${JSON.stringify(String(unique).slice(0, 80))} is invalid: gearmand keeps at most ${MAX_UNIQUE_LENGTH} bytes ` +
+          '(a longer one is refused or truncated and never coalesces) and no NUL bytes; hash long keys first',
+      );
+    }
+    const priority = options.priority ?? 'normal';
+    if (!(priority in SUBMIT_TYPES)) throw invalidArgument(`Invalid priority ${JSON.stringify(priority)}: use high, normal or low`);
+    const epoch = options.epoch instanceof Date ? Math.floor(options.epoch.getTime() / 1000) : options.epoch;
+    if (epoch !== undefined && (!Number.isInteger(epoch) || epoch < 0)) {
+      throw invalidArgument(`Invalid epoch ${String(options.epoch)}: use whole seconds since 1970 or a Date`);
+    }
+    if (epoch !== undefined && options.reducer) throw invalidArgument('A job cannot be both scheduled (epoch) and a reduce job');
+    const background = options.background === true || epoch !== undefined;
+    const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    const job = new GearmanJob(functionName, data, unique, background, priority);
+    job.retriesLeft = unique && options.retry ? (options.retry === true ? 3 : Math.max(0, options.retry)) : 0;
+    job.cancelHook = (j) => this.cancel(j);
+    job.submitPacket = this.packetFor(job, epoch, options);
+    this.arm(job, options);
+    this.route(job);
+    return job;
+  }
+
+  /** Submits and waits for the result of a foreground job. */
+  run(functionName: string, payload?: Buffer | string, options?: SubmitOptions): Promise<Buffer> {
+    return this.submit(functionName, payload, options).result();
+  }
+
+  /** GET_STATUS for a handle on one server (by default, every server until one knows it). */
+  async getStatus(handle: string, server?: string): Promise<JobStatus> {
+    const conns = server ? [this.connectionFor(server)] : this.connections.filter((c) => c.connected);
+    let last: JobStatus | undefined;
+    for (const conn of conns) {
+      await this.ensureConnected(conn);
+      const reply = await conn.call(PacketType.GET_STATUS, [handle]);
+      const a = reply.args;
+      last = {
+        known: a[1].toString() === '1',
+        running: a[2].toString() === '1',
+        numerator: Number(a[3].toString()) || 0,
+        denominator: Number(a[4].toString()) || 0,
+        server: conn.address,
+      };
+      if (last.known) return last;
+    }
+    if (!last) throw this.noServerError();
+    return last;
+  }
+
+  /** GET_STATUS_UNIQUE: looked up by unique across all functions (R10), on the server the unique hashes to first. */
+  async getStatusByUnique(unique: string): Promise<JobStatus> {
+    const owner = this.pool.owner(unique);
+    const conns = [owner, ...this.connections.filter((c) => c !== owner && c.connected)];
+    let last: JobStatus | undefined;
+    for (const conn of conns) {
+      if (!conn.connected && conn !== owner) continue;
+      try {
+        await this.ensureConnected(conn);
+      } catch {
+        continue;
+      }
+      const a = (await conn.call(PacketType.GET_STATUS_UNIQUE, [unique])).args;
+      last = {
+        known: a[1].toString() === '1',
+        running: a[2].toString() === '1',
+        numerator: Number(a[3].toString()) || 0,
+        denominator: Number(a[4].toString()) || 0,
+        waitingClients: Number(a[5].toString()) || 0,
+        server: conn.address,
+      };
+      if (last.known) return last;
+    }
+    if (!last) throw this.noServerError();
+    return last;
+  }
+
+  /** ECHO round trip to one server; resolves with the latency in ms. */
+  async echo(server: string, data: Buffer | string = 'ping'): Promise<number> {
+    const conn = this.connectionFor(server);
+    await this.ensureConnected(conn);
+    const start = performance.now();
+    await conn.call(PacketType.ECHO_REQ, [typeof data === 'string' ? Buffer.from(data) : data]);
+    return performance.now() - start;
+  }
+
+  /** Closes every connection; jobs still waiting fail with CLOSED. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const error = new GearmanConnectionError('CLOSED', 'The Gearman client was closed');
+    for (const w of this.waiting.drain()) {
+      clearTimeout(w.timer);
+      w.job.fail(error);
+    }
+    await Promise.all([...this.connections.map((c) => c.close()), ...[...this.admins.values()].map((a) => a.close())]);
+    for (const jobs of this.handles.values()) {
+      for (const entry of jobs.values()) for (const job of asList(entry)) job.fail(error);
+      jobs.clear();
+    }
+  }
+
+  private packetFor(job: GearmanJob, epoch: number | undefined, options: SubmitOptions): { type: number; args: (string | Buffer)[] } {
+    const { functionName: fn, unique, payload } = job;
+    if (epoch !== undefined) return { type: PacketType.SUBMIT_JOB_EPOCH, args: [fn, unique, String(epoch), payload] };
+    if (options.reducer !== undefined) {
+      return {
+        type: job.background ? PacketType.SUBMIT_REDUCE_JOB_BACKGROUND : PacketType.SUBMIT_REDUCE_JOB,
+        args: [fn, unique, options.reducer, options.aggregator ?? '', payload],
+      };
+    }
+    return { type: SUBMIT_TYPES[job.priority][job.background ? 1 : 0], args: [fn, unique, payload] };
+  }
+
+  /** Timeouts and abort signal for one job; released by `job.cleanup` when it settles. */
+  private arm(job: GearmanJob, options: SubmitOptions): void {
+    const submitTimeout = options.submitTimeout ?? this.options.submitTimeout ?? 10_000;
+    const timeout = job.background ? undefined : (options.timeout ?? this.options.timeout);
+    const timers: NodeJS.Timeout[] = [];
+    const submitTimer = setTimeout(() => {
+      if (job.state !== 'submitting') return;
+      job.fail(new GearmanTimeoutError(`No JOB_CREATED for ${job.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable?`));
+    }, submitTimeout);
+    timers.push(submitTimer);
+    if (timeout !== undefined) {
+      timers.push(
+        setTimeout(() => {
+          const handle = job.handle;
+          job.fail(
+            new GearmanTimeoutError(
+              `Job ${job.functionName}${handle ? ` (${handle})` : ''} did not finish within ${timeout} ms; ` +
+                'it was cancelled if still queued (a running job cannot be stopped in Gearman)',
+            ),
+          );
+          if (handle) this.cancelQuietly(job);
+        }, timeout),
+      );
+    }
+    const signal = options.signal;
+    let onAbort: (() => void) | undefined;
+    if (signal) {
+      onAbort = () => {
+        const handle = job.handle;
+        job.fail(new GearmanCancelledError(`Job ${job.functionName} was aborted`, { cause: signal.reason }));
+        if (handle) this.cancelQuietly(job);
+      };
+      if (signal.aborted) queueMicrotask(onAbort);
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    job.cleanup = () => {
+      for (const t of timers) clearTimeout(t);
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      this.untrack(job);
+    };
+  }
+
+  /** Sends the job to a live server, or parks it until one connects (up to connectTimeout). */
+  private route(job: GearmanJob, exclude?: Set<GearmanConnection>): void {
+    if (job.finished) return;
+    const conn = this.pool.pick(this.strategy, job.unique || undefined, exclude);
+    if (!conn) {
+      for (const c of this.connections) c.start();
+      const timeout = this.options.connectTimeout ?? 5000;
+      const entry: Waiting = {
+        job,
+        exclude,
+        timer: setTimeout(() => {
+          entry.job.fail(this.noServerError(timeout));
+        }, timeout),
+      };
+      this.waiting.push(entry);
+      return;
+    }
+    this.send(conn, job);
+  }
+
+  private send(conn: GearmanConnection, job: GearmanJob): void {
+    const { type, args } = job.submitPacket;
+    job.connection = conn;
+    conn.request(type, args, {
+      resolve: (packet) => this.onCreated(conn, job, packet),
+      reject: (error) => this.onSubmitError(conn, job, error),
+    });
+  }
+
+  private submitWaiting(): void {
+    const pending = this.waiting.drain();
+    for (const w of pending) {
+      clearTimeout(w.timer);
+      if (!w.job.finished) this.route(w.job, w.exclude);
+    }
+  }
+
+  private onCreated(conn: GearmanConnection, job: GearmanJob, packet: Packet): void {
+    const handle = packet.args[0].toString('latin1');
+    if (job.finished) {
+      // Timed out or aborted before gearmand answered: take the job back if it is still queued.
+      if (!job.background || job.state === 'failed') {
+        job.handle = handle;
+        this.cancelQuietly(job);
+      }
+      return;
+    }
+    if (!job.background) {
+      const jobs = this.handles.get(conn)!;
+      const entry = jobs.get(handle);
+      // Two submits of one unique on one connection share a handle (R2): keep both.
+      if (entry === undefined) jobs.set(handle, job);
+      else if (Array.isArray(entry)) entry.push(job);
+      else jobs.set(handle, [entry, job]);
+    }
+    job.markCreated(handle);
+  }
+
+  private onSubmitError(conn: GearmanConnection, job: GearmanJob, error: Error): void {
+    if (job.finished) return;
+    if (error instanceof GearmanConnectionError && error.code === 'CONNECTION_LOST') {
+      this.retryOrFail(conn, job, error);
+      return;
+    }
+    job.fail(error instanceof GearmanError ? error : new GearmanError('SERVER_ERROR', error.message, { cause: error }));
+  }
+
+  private retryOrFail(conn: GearmanConnection, job: GearmanJob, error: GearmanError): void {
+    if (job.retriesLeft > 0 && !this.closed) {
+      job.retriesLeft--;
+      job.handle = undefined;
+      job.state = 'submitting';
+      this.route(job, new Set([conn]));
+      return;
+    }
+    job.fail(error);
+  }
+
+  private onConnect(conn: GearmanConnection): void {
+    if (this.options.exceptions !== false) {
+      conn.request(PacketType.OPTION_REQ, ['exceptions'], { resolve: noop, reject: noop });
+    }
+    if (this.options.clientId) conn.send(PacketType.SET_CLIENT_ID, [this.options.clientId]);
+  }
+
+  private onDisconnect(conn: GearmanConnection, jobs: Map<string, HandleEntry>): void {
+    // Foreground jobs on a lost connection would never hear from gearmand again: fail (or retry) now.
+    const entries = [...jobs.values()];
+    jobs.clear();
+    const error = new GearmanConnectionError(
+      'CONNECTION_LOST',
+      `Lost the connection to gearmand at ${conn.address} while the job was running; gearmand keeps running it, ` +
+        'but its result cannot reach this client (submit with a unique and `retry` to resubmit automatically)',
+      conn.address,
+    );
+    for (const entry of entries) for (const job of asList(entry)) this.retryOrFail(conn, job, error);
+  }
+
+  private onPacket(conn: GearmanConnection, jobs: Map<string, HandleEntry>, packet: Packet): void {
+    const args = packet.args;
+    switch (packet.type) {
+      case PacketType.WORK_DATA:
+      case PacketType.WORK_WARNING:
+      case PacketType.WORK_STATUS: {
+        const entry = jobs.get(args[0].toString('latin1'));
+        if (!entry) return;
+        for (const job of asList(entry)) {
+          if (packet.type === PacketType.WORK_DATA) job.emit('data', args[1]);
+          else if (packet.type === PacketType.WORK_WARNING) job.emit('warning', args[1]);
+          else job.emit('status', Number(args[1].toString()) || 0, Number(args[2].toString()) || 0);
+        }
+        return;
+      }
+      case PacketType.WORK_COMPLETE: {
+        const handle = args[0].toString('latin1');
+        const entry = jobs.get(handle);
+        if (!entry) return;
+        jobs.delete(handle);
+        for (const job of asList(entry)) job.settle(args[1]);
+        return;
+      }
+      case PacketType.WORK_FAIL:
+      case PacketType.WORK_EXCEPTION: {
+        let handle = args[0].toString('latin1');
+        // gearmand's WORK_FAIL made from an exception ends in a NUL (R9).
+        if (handle.endsWith('\0')) handle = handle.slice(0, -1);
+        const entry = jobs.get(handle);
+        if (!entry) return;
+        jobs.delete(handle);
+        for (const job of asList(entry)) {
+          if (packet.type === PacketType.WORK_EXCEPTION) {
+            job.emit('exception', args[1]);
+            job.fail(
+              new GearmanJobError('JOB_EXCEPTION', `Job ${job.functionName} (${handle}) failed with an exception: ${preview(args[1])}`, handle, job.functionName, args[1]),
+            );
+          } else {
+            job.fail(new GearmanJobError('JOB_FAILED', `Job ${job.functionName} (${handle}) failed (WORK_FAIL)`, handle, job.functionName));
+          }
+        }
+        return;
+      }
+      case PacketType.ERROR:
+        if (this.listenerCount('error') > 0) this.emit('error', conn.serverError(packet));
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Stops tracking a settled job (timeouts, aborts, cancels). */
+  private untrack(job: GearmanJob): void {
+    if (job.background || !job.connection || job.handle === undefined) return;
+    const jobs = this.handles.get(job.connection)!;
+    const entry = jobs.get(job.handle);
+    if (entry === job) jobs.delete(job.handle);
+    else if (Array.isArray(entry)) {
+      const rest = entry.filter((j) => j !== job);
+      if (rest.length === 0) jobs.delete(job.handle);
+      else jobs.set(job.handle, rest.length === 1 ? rest[0] : rest);
+    }
+  }
+
+  private async cancel(job: GearmanJob): Promise<void> {
+    if (job.state === 'submitting') {
+      // The handle is not known yet: fail now, take the job back when JOB_CREATED arrives.
+      job.fail(new GearmanCancelledError(`Job ${job.functionName} was cancelled before gearmand created it`));
+      return;
+    }
+    const conn = job.connection!;
+    const handle = job.handle!;
+    const status = await this.getStatus(handle, conn.address);
+    if (status.running) {
+      throw new GearmanError(
+        'NOT_CANCELLABLE',
+        `Job ${job.functionName} (${handle}) is already running on a worker: Gearman cannot stop a running job. ` +
+          'Wait for it, or have the worker check for a cancel flag of your own.',
+      );
+    }
+    if (status.known) await this.adminFor(conn).cancelJob(handle);
+    job.fail(new GearmanCancelledError(`Job ${job.functionName} (${handle}) was cancelled while queued`));
+  }
+
+  private cancelQuietly(job: GearmanJob): void {
+    const conn = job.connection;
+    if (!conn || !job.handle || this.closed) return;
+    const handle = job.handle;
+    this.getStatus(handle, conn.address)
+      .then((s) => (s.known && !s.running ? this.adminFor(conn).cancelJob(handle) : false))
+      .catch(noop);
+  }
+
+  private adminFor(conn: GearmanConnection): GearmanAdminConnection {
+    let admin = this.admins.get(conn);
+    if (!admin) {
+      admin = new GearmanAdminConnection(conn.server, { connectTimeout: this.options.connectTimeout });
+      this.admins.set(conn, admin);
+    }
+    return admin;
+  }
+
+  private connectionFor(server: string): GearmanConnection {
+    const conn = this.connections.find((c) => c.address === server);
+    if (!conn) throw invalidArgument(`Unknown Gearman server ${server}: this client has ${this.servers.join(', ')}`);
+    return conn;
+  }
+
+  private async ensureConnected(conn: GearmanConnection): Promise<void> {
+    this.assertOpen();
+    conn.start();
+    await conn.waitConnected(this.options.connectTimeout ?? 5000);
+  }
+
+  private noServerError(timeout = this.options.connectTimeout ?? 5000): GearmanConnectionError {
+    return new GearmanConnectionError(
+      'NO_SERVER',
+      `No gearmand reachable at ${this.servers.join(', ')} within ${timeout} ms: start gearmand or check the servers option`,
+    );
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new GearmanConnectionError('CLOSED', 'The Gearman client is closed: create a new one');
+  }
+}
+
+function asList(entry: HandleEntry): GearmanJob[] {
+  return Array.isArray(entry) ? entry.slice() : [entry];
+}
+
+function preview(data: Buffer): string {
+  const text = data.toString('utf8', 0, Math.min(data.length, 200));
+  return data.length > 200 ? `${text}...` : text;
+}
+
+const EMPTY = Buffer.alloc(0);

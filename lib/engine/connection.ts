@@ -1,0 +1,352 @@
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import {
+  type Packet,
+  type PacketArg,
+  PacketDecoder,
+  PacketType,
+  PacketWriter,
+  packetName,
+} from '../protocol/index.js';
+import { type BackoffOptions, backoffDelay } from './backoff.js';
+import { GearmanConnectionError, GearmanServerError } from './errors.js';
+import { Fifo } from './fifo.js';
+import type { ResolvedServer } from './servers.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export interface ConnectionOptions {
+  /** Milliseconds to wait for a TCP (and TLS) connection (default 5000). */
+  connectTimeout?: number;
+  /** Reconnect policy, or `false` to stay down after a loss (default: backoff from 100 ms to 10 s). */
+  reconnect?: BackoffOptions | false;
+  /** Largest packet accepted from the server, in bytes (default 64 MiB). */
+  maxPacketSize?: number;
+  /** Bytes buffered for the socket above which `congested` is true (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+/** Called with the reply to a request, in the order the requests were sent (R1). */
+export interface ReplyHandler {
+  resolve(packet: Packet): void;
+  reject(error: Error): void;
+}
+
+export interface ConnectionEvents {
+  connected: [server: string];
+  disconnected: [server: string, error: Error | undefined];
+  reconnecting: [server: string, attempt: number, delay: number];
+  error: [error: Error];
+  drain: [];
+}
+
+const REPLY_TYPES = new Set<number>([
+  PacketType.JOB_CREATED,
+  PacketType.STATUS_RES,
+  PacketType.STATUS_RES_UNIQUE,
+  PacketType.ECHO_RES,
+  PacketType.OPTION_RES,
+]);
+
+/**
+ * One gearmand connection: TCP or TLS, TCP_NODELAY, reconnect with backoff, writes batched per
+ * event-loop turn, and one FIFO of requests awaiting replies, since gearmand answers each
+ * connection's requests in order and puts an ERROR where the reply would have gone (R1).
+ */
+export class GearmanConnection extends EventEmitter<ConnectionEvents> {
+  state: ConnectionState = 'idle';
+  /** Packets that are not replies to requests (work updates, NOOP, JOB_ASSIGN, ...). */
+  onPacket: (packet: Packet) => void = () => undefined;
+  /** Runs on every (re)connect before anything queued is written: re-register, set options. */
+  onConnect: () => void = () => undefined;
+
+  private socket: Socket | undefined;
+  private readonly decoder: PacketDecoder;
+  private readonly writer = new PacketWriter('REQ');
+  private readonly replies = new Fifo<ReplyHandler>();
+  private flushScheduled = false;
+  private waitingDrain = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private lastError: Error | undefined;
+  private readonly options: Required<Omit<ConnectionOptions, 'reconnect'>> & { reconnect: BackoffOptions | false };
+
+  constructor(
+    readonly server: ResolvedServer,
+    options: ConnectionOptions = {},
+  ) {
+    super();
+    this.options = {
+      connectTimeout: options.connectTimeout ?? 5000,
+      reconnect: options.reconnect ?? {},
+      maxPacketSize: options.maxPacketSize ?? 64 * 1024 * 1024,
+      highWaterMark: options.highWaterMark ?? 1024 * 1024,
+    };
+    this.decoder = new PacketDecoder((packet) => this.dispatch(packet), {
+      magic: 'RES',
+      maxPacketSize: this.options.maxPacketSize,
+    });
+  }
+
+  get address(): string {
+    return this.server.address;
+  }
+
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  /** True while the socket has more than `highWaterMark` bytes waiting: producers should hold back. */
+  get congested(): boolean {
+    return this.waitingDrain || this.writer.pendingBytes > this.options.highWaterMark;
+  }
+
+  /** Requests awaiting their reply. */
+  get pendingReplies(): number {
+    return this.replies.length;
+  }
+
+  /** Starts connecting; reconnects by itself until `close()`. */
+  start(): void {
+    if (this.state !== 'idle') return;
+    this.open();
+  }
+
+  /** Resolves once connected; rejects with CONNECT_TIMEOUT after `timeoutMs`, or CLOSED. */
+  waitConnected(timeoutMs = this.options.connectTimeout): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    if (this.state === 'closed') return Promise.reject(this.closedError());
+    this.start();
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.off('connected', onConnected);
+        this.off('disconnected', onDisconnected);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onConnected = () => done();
+      const onDisconnected = () => {
+        if (this.state === 'closed') done(this.closedError());
+      };
+      const timer = setTimeout(
+        () =>
+          done(
+            new GearmanConnectionError(
+              'CONNECT_TIMEOUT',
+              `Could not connect to gearmand at ${this.address} within ${timeoutMs} ms: check that gearmand runs there and is reachable`,
+              this.address,
+            ),
+          ),
+        timeoutMs,
+      );
+      this.on('connected', onConnected);
+      this.on('disconnected', onDisconnected);
+    });
+  }
+
+  /** Queues a packet for the next write. Throws if not connected. */
+  send(type: number, args: readonly PacketArg[]): void {
+    if (this.state !== 'connected') {
+      throw new GearmanConnectionError(
+        'CONNECTION_LOST',
+        `Cannot send ${packetName(type)}: not connected to gearmand at ${this.address}`,
+        this.address,
+      );
+    }
+    this.writer.push(type, args);
+    this.scheduleFlush();
+  }
+
+  /** Sends a packet whose reply (or ERROR) goes to `handler`. */
+  request(type: number, args: readonly PacketArg[], handler: ReplyHandler): void {
+    this.send(type, args);
+    this.replies.push(handler);
+  }
+
+  /** Promise form of `request`. */
+  call(type: number, args: readonly PacketArg[]): Promise<Packet> {
+    return new Promise((resolve, reject) => this.request(type, args, { resolve, reject }));
+  }
+
+  /** Closes the socket for good; pending requests fail with CLOSED. */
+  close(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    const wasIdle = this.state === 'idle';
+    this.state = 'closed';
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.connectTimer);
+    const socket = this.socket;
+    if (!socket || wasIdle) {
+      this.failPending(this.closedError());
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      socket.once('close', () => resolve());
+      // Write what is queued (a last WORK_COMPLETE) before closing.
+      this.flush();
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+  }
+
+  /** Drops the socket now, as a network failure would (reconnects unless closed). */
+  destroy(error?: Error): void {
+    this.socket?.destroy(error);
+  }
+
+  private open(): void {
+    this.state = this.attempt === 0 ? 'connecting' : 'reconnecting';
+    const { host, port, tls } = this.server;
+    const socket = tls
+      ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ...tls })
+      : netConnect({ host, port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    this.connectTimer = setTimeout(() => {
+      socket.destroy(
+        new GearmanConnectionError(
+          'CONNECT_TIMEOUT',
+          `Connecting to gearmand at ${this.address} timed out after ${this.options.connectTimeout} ms`,
+          this.address,
+        ),
+      );
+    }, this.options.connectTimeout);
+    socket.once(tls ? 'secureConnect' : 'connect', () => this.onOpen(socket));
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('drain', () => {
+      this.waitingDrain = false;
+      this.flush();
+      if (!this.waitingDrain) this.emit('drain');
+    });
+    socket.on('error', (err) => {
+      this.lastError = err;
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+    socket.once('close', () => this.onClose(socket));
+  }
+
+  private onOpen(socket: Socket): void {
+    if (socket !== this.socket) return;
+    clearTimeout(this.connectTimer);
+    this.attempt = 0;
+    this.lastError = undefined;
+    if (this.state === 'closed') return;
+    this.state = 'connected';
+    this.decoder.reset();
+    this.onConnect();
+    this.emit('connected', this.address);
+    this.flush();
+  }
+
+  private onData(socket: Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      // A protocol error leaves the stream unusable: drop it and start afresh.
+      socket.destroy(err as Error);
+    }
+  }
+
+  private onClose(socket: Socket): void {
+    if (socket !== this.socket) return;
+    clearTimeout(this.connectTimer);
+    this.socket = undefined;
+    this.waitingDrain = false;
+    this.flushScheduled = false;
+    this.writer.take();
+    this.decoder.reset();
+    const wasConnected = this.state === 'connected';
+    const closed = this.state === 'closed';
+    const error = closed
+      ? this.closedError()
+      : new GearmanConnectionError('CONNECTION_LOST', `Lost the connection to gearmand at ${this.address}`, this.address, {
+          cause: this.lastError,
+        });
+    this.failPending(error);
+    if (closed) {
+      this.emit('disconnected', this.address, undefined);
+      return;
+    }
+    if (wasConnected) this.emit('disconnected', this.address, error);
+    if (this.options.reconnect === false) {
+      this.state = 'closed';
+      return;
+    }
+    this.attempt++;
+    const delay = backoffDelay(this.attempt, this.options.reconnect);
+    this.state = 'reconnecting';
+    this.emit('reconnecting', this.address, this.attempt, delay);
+    this.reconnectTimer = setTimeout(() => {
+      if (this.state !== 'closed') this.open();
+    }, delay);
+  }
+
+  private failPending(error: Error): void {
+    for (const handler of this.replies.drain()) handler.reject(error);
+  }
+
+  private closedError(): GearmanConnectionError {
+    return new GearmanConnectionError('CLOSED', `The connection to gearmand at ${this.address} was closed`, this.address);
+  }
+
+  private dispatch(packet: Packet): void {
+    const type = packet.type;
+    if (REPLY_TYPES.has(type)) {
+      const handler = this.replies.shift();
+      if (handler) handler.resolve(packet);
+      else this.protocolConfusion(`${packetName(type)} arrived but no request was waiting for it`);
+      return;
+    }
+    if (type === PacketType.ERROR && this.replies.length > 0) {
+      this.replies.shift()!.reject(this.serverError(packet));
+      return;
+    }
+    this.onPacket(packet);
+  }
+
+  serverError(packet: Packet): GearmanServerError {
+    return new GearmanServerError(
+      packet.args[0]?.toString('latin1') ?? 'UNKNOWN',
+      packet.args[1]?.toString('utf8') ?? '',
+      this.address,
+    );
+  }
+
+  private protocolConfusion(message: string): void {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', new GearmanConnectionError('CONNECTION_LOST', `${message} (gearmand at ${this.address})`, this.address));
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const socket = this.socket;
+    if (!socket || this.waitingDrain || this.writer.pendingBytes === 0 || this.state === 'connecting' || this.state === 'reconnecting') return;
+    const chunks = this.writer.take();
+    let ok = true;
+    if (chunks.length === 1) ok = socket.write(chunks[0]);
+    else {
+      socket.cork();
+      for (const chunk of chunks) ok = socket.write(chunk);
+      socket.uncork();
+    }
+    if (!ok) this.waitingDrain = true;
+  }
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
