@@ -68,7 +68,9 @@ describe('PacketDecoder on malformed input', () => {
   });
 
   it('TOO_FEW_ARGUMENTS when NUL separators are missing (packet gathered across chunks)', () => {
-    const packet = Buffer.concat([rawHeader('\0RES', PacketType.STATUS_RES, 7), Buffer.from('H:h:1\x001')]);
+    // STATUS_RES needs four NULs (handle, known, running, num; den is the rest): one is missing.
+    const payload = Buffer.from('H:h:1\x001\x000\x003', 'latin1');
+    const packet = Buffer.concat([rawHeader('\0RES', PacketType.STATUS_RES, payload.length), payload]);
     expectCode(feed([packet.subarray(0, 13), packet.subarray(13)]).error, 'TOO_FEW_ARGUMENTS');
   });
 
