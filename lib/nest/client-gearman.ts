@@ -1,0 +1,227 @@
+import type { EventEmitter } from 'node:events';
+import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { Observable } from 'rxjs';
+import { GearmanClient, GearmanJob, GearmanJobError, type SubmitOptions } from '../engine/index.js';
+import { type GearmanCodec, GearmanCodecError, resolveCodec, wrapMetadata } from './codecs.js';
+import { GearmanStatus } from './constants.js';
+import { GearmanRecord, type GearmanRecordOptions } from './gearman.record-builder.js';
+import type { GearmanClientProxyOptions } from './interfaces.js';
+
+/** Events of ClientGearman's `on()`: the engine client's events. */
+export type ClientGearmanEvents = {
+  connected: (server: string) => void;
+  disconnected: (server: string, error: Error | undefined) => void;
+  reconnecting: (server: string, attempt: number, delay: number) => void;
+  error: (error: Error) => void;
+};
+
+/** What `job()` emits while a foreground job runs, ending with `complete`. */
+export type GearmanJobEvent<T = unknown> =
+  | { type: 'created'; handle: string; server: string }
+  | { type: 'status'; numerator: number; denominator: number }
+  | { type: 'warning'; data: unknown }
+  | { type: 'data'; data: T }
+  | { type: 'complete'; data: T | undefined };
+
+const noop = () => undefined;
+
+/**
+ * Gearman ClientProxy: `send()` runs a foreground job and streams its WORK_DATA and result,
+ * `emit()` submits a background job and resolves with its handle.
+ *
+ * ```ts
+ * ClientsModule.register([{ name: 'JOBS', customClass: ClientGearman, options: { servers: ['127.0.0.1:4730'] } }])
+ * ```
+ */
+export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
+  private readonly client: GearmanClient;
+  private readonly codec: GearmanCodec;
+  private connecting: Promise<void> | undefined;
+
+  constructor(private readonly options: GearmanClientProxyOptions = {}) {
+    super();
+    this.codec = resolveCodec(options.codec);
+    this.client = new GearmanClient(options);
+    this.client.on('connected', () => this._status$.next(GearmanStatus.CONNECTED));
+    this.client.on('disconnected', () => this.updateStatus());
+    this.client.on('reconnecting', () => this.updateStatus());
+  }
+
+  /** Connects (once; a failed attempt is forgotten so the next call tries again). */
+  connect(): Promise<void> {
+    this.connecting ??= this.client.connect().catch((err: unknown) => {
+      this.connecting = undefined;
+      throw err;
+    });
+    return this.connecting;
+  }
+
+  async close(): Promise<void> {
+    this.connecting = undefined;
+    await this.client.close();
+    this._status$.next(GearmanStatus.DISCONNECTED);
+  }
+
+  override on<K extends keyof ClientGearmanEvents>(event: K, callback: ClientGearmanEvents[K]): void {
+    (this.client as EventEmitter).on(event, callback as (...args: unknown[]) => void);
+  }
+
+  /** The engine's GearmanClient (status queries, echo, raw submits). */
+  unwrap<T = GearmanClient>(): T {
+    return this.client as T;
+  }
+
+  /**
+   * A foreground job with its progress: emits `created`, every `status` (WORK_STATUS numerator and
+   * denominator), `warning` and `data`, then `complete` with the result. Errors as `send()` does.
+   * Unsubscribing cancels the job if it is still queued.
+   */
+  job<T = unknown>(pattern: unknown, data: unknown): Observable<GearmanJobEvent<T>> {
+    return new Observable<GearmanJobEvent<T>>((observer) => {
+      let teardown: (() => void) | undefined;
+      let closed = false;
+      this.connect().then(
+        () => {
+          if (closed) return;
+          const { job, codec } = this.submit(this.createPacket(pattern, data), false);
+          job.on('created', (handle) => observer.next({ type: 'created', handle, server: job.server! }));
+          job.on('status', (numerator, denominator) => observer.next({ type: 'status', numerator, denominator }));
+          job.on('warning', (d) => observer.next({ type: 'warning', data: this.decodeQuietly(codec, d) }));
+          teardown = this.follow(job, codec, ({ err, response, isDisposed }) => {
+            if (err !== undefined) return observer.error(err);
+            if (isDisposed) {
+              observer.next({ type: 'complete', data: response as T | undefined });
+              return observer.complete();
+            }
+            observer.next({ type: 'data', data: response as T });
+          });
+        },
+        (err) => observer.error(err),
+      );
+      return () => {
+        closed = true;
+        teardown?.();
+      };
+    });
+  }
+
+  protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    try {
+      const { job, codec } = this.submit(packet, false);
+      if (job.background) {
+        job.created().then(
+          (handle) => callback({ response: handle, isDisposed: true }),
+          (err) => callback({ err }),
+        );
+        return noop;
+      }
+      return this.follow(job, codec, callback);
+    } catch (err) {
+      callback({ err });
+      return noop;
+    }
+  }
+
+  /** Background job; resolves with its handle once gearmand created it. */
+  protected async dispatchEvent<T = string>(packet: ReadPacket): Promise<T> {
+    const { job } = this.submit(packet, true);
+    return (await job.created()) as T;
+  }
+
+  private submit(packet: ReadPacket, background: boolean): { job: GearmanJob; codec: GearmanCodec } {
+    const fn = this.normalizePattern(packet.pattern);
+    let data: unknown = packet.data;
+    let options: GearmanRecordOptions = {};
+    if (data instanceof GearmanRecord) {
+      options = data.options;
+      data = data.data;
+    }
+    const codec = options.codec ? resolveCodec(options.codec) : this.codec;
+    let payload = codec.encode(data);
+    if (packet.metadata && Object.keys(packet.metadata).length > 0 && this.sendsMetadata(fn)) {
+      payload = wrapMetadata(packet.metadata, payload);
+    }
+    const submit: SubmitOptions = {
+      priority: options.priority,
+      unique: options.unique,
+      epoch: options.epoch,
+      timeout: options.timeout,
+      retry: options.retry,
+      background: background || options.background,
+    };
+    return { job: this.client.submit(fn, payload, submit), codec };
+  }
+
+  /** Maps a foreground job's updates onto Nest write packets; returns the unsubscribe teardown. */
+  private follow(job: GearmanJob, codec: GearmanCodec, callback: (packet: WritePacket) => void): () => void {
+    const decode = (data: Buffer): { ok: true; value: unknown } | { ok: false } => {
+      try {
+        return { ok: true, value: codec.decode(data) };
+      } catch (err) {
+        job.removeAllListeners();
+        callback({ err: decodeFailure(job, codec, err) });
+        return { ok: false };
+      }
+    };
+    job.on('data', (data) => {
+      const r = decode(data);
+      if (r.ok) callback({ response: r.value });
+    });
+    job.on('complete', (data) => {
+      const r = decode(data);
+      if (!r.ok) return;
+      if (r.value === undefined) callback({ isDisposed: true });
+      else callback({ response: r.value, isDisposed: true });
+    });
+    job.on('fail', (error) => callback({ err: workerError(error) }));
+    return () => {
+      if (job.finished) return;
+      job.removeAllListeners();
+      // Stop listening; take the job back if gearmand still has it queued (a running one finishes).
+      job.cancel().catch(noop);
+    };
+  }
+
+  private decodeQuietly(codec: GearmanCodec, data: Buffer): unknown {
+    try {
+      return codec.decode(data);
+    } catch {
+      return data.toString('utf8');
+    }
+  }
+
+  private sendsMetadata(fn: string): boolean {
+    const opt = this.options.sendMetadata;
+    return opt === true || (Array.isArray(opt) && opt.includes(fn));
+  }
+
+  private updateStatus(): void {
+    const states = this.client.connections.map((c) => c.state);
+    if (states.includes('connected')) this._status$.next(GearmanStatus.CONNECTED);
+    else if (states.includes('reconnecting') || states.includes('connecting')) this._status$.next(GearmanStatus.RECONNECTING);
+    else this._status$.next(GearmanStatus.DISCONNECTED);
+  }
+}
+
+/**
+ * The error a caller of `send()` sees: a Nest worker's WORK_EXCEPTION carries the error object Nest
+ * made (an RpcException's own object), which is passed on as is; anything else stays a typed error.
+ */
+function workerError(error: Error): unknown {
+  if (error instanceof GearmanJobError && error.code === 'JOB_EXCEPTION' && error.data && error.data.length > 0) {
+    try {
+      const parsed: unknown = JSON.parse(error.data.toString('utf8'));
+      if (typeof parsed === 'object' && parsed !== null) return parsed;
+    } catch {
+      // A foreign worker's plain-text exception: keep the typed error, its message has the text.
+    }
+  }
+  return error;
+}
+
+function decodeFailure(job: GearmanJob, codec: GearmanCodec, err: unknown): Error {
+  return new GearmanCodecError(
+    `The result of Gearman function "${job.functionName}" could not be read by the ${codec.name} codec: ${(err as Error).message}. ` +
+      "If the worker answers in plain text, use new GearmanRecordBuilder(data).setCodec('text') or the client's codec option.",
+  );
+}

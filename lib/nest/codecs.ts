@@ -1,0 +1,110 @@
+/**
+ * How Nest values become Gearman payloads and back. The default, `json`, puts the plain JSON of
+ * the value on the wire (no envelope), so PHP, Perl, Python and CLI peers read and write it as is.
+ */
+export interface GearmanCodec {
+  readonly name: string;
+  encode(value: unknown): Buffer;
+  /** Throws on bytes it cannot read; an empty payload decodes to `undefined`. */
+  decode(data: Buffer): unknown;
+}
+
+/** A built-in codec by name, or your own. */
+export type GearmanCodecOption = 'json' | 'text' | 'raw' | GearmanCodec;
+
+/** A payload the codec could not read, or a value it could not write. */
+export class GearmanCodecError extends Error {
+  override readonly name = 'GearmanCodecError';
+  readonly code = 'CODEC_ERROR';
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function bytes(value: unknown): Buffer | undefined {
+  if (value === undefined || value === null) return EMPTY;
+  if (Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return undefined;
+}
+
+function stringify(value: unknown, codec: string): Buffer {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new GearmanCodecError(`The ${codec} codec cannot serialise this value: ${(err as Error).message}`);
+  }
+  return text === undefined ? EMPTY : Buffer.from(text);
+}
+
+/** JSON (default): any JSON value; a Buffer passes as raw bytes; `undefined` is an empty payload. */
+export const jsonCodec: GearmanCodec = {
+  name: 'json',
+  encode: (value) => bytes(value) ?? stringify(value, 'json'),
+  decode(data) {
+    if (data.length === 0) return undefined;
+    try {
+      return JSON.parse(data.toString('utf8'));
+    } catch {
+      const preview = data.toString('utf8', 0, Math.min(40, data.length));
+      throw new GearmanCodecError(`payload is not valid JSON (${data.length} bytes, starting ${JSON.stringify(preview)})`);
+    }
+  },
+};
+
+/** UTF-8 text: what the gearman CLI and most scripts send. Non-string values are written as JSON. */
+export const textCodec: GearmanCodec = {
+  name: 'text',
+  encode: (value) => (typeof value === 'string' ? Buffer.from(value) : (bytes(value) ?? stringify(value, 'text'))),
+  decode: (data) => (data.length === 0 ? undefined : data.toString('utf8')),
+};
+
+/** Raw bytes: handlers get a Buffer. */
+export const rawCodec: GearmanCodec = {
+  name: 'raw',
+  encode: (value) => (typeof value === 'string' ? Buffer.from(value) : (bytes(value) ?? stringify(value, 'raw'))),
+  decode: (data) => (data.length === 0 ? undefined : data),
+};
+
+export function resolveCodec(option: GearmanCodecOption | undefined): GearmanCodec {
+  if (option === undefined || option === 'json') return jsonCodec;
+  if (option === 'text') return textCodec;
+  if (option === 'raw') return rawCodec;
+  if (typeof option === 'object' && typeof option.encode === 'function' && typeof option.decode === 'function') return option;
+  throw new GearmanCodecError(`Unknown codec ${JSON.stringify(option)}: use 'json', 'text', 'raw' or an object with encode and decode`);
+}
+
+/**
+ * Opt-in envelope that carries Nest packet metadata beside the payload:
+ * `\0NGM1`, uint32 BE length of the metadata JSON, the metadata JSON, then the payload as the codec
+ * wrote it. A first byte of NUL never starts JSON or text, so plain payloads are never mistaken for it.
+ */
+const ENVELOPE_MAGIC = Buffer.from('\0NGM1', 'latin1');
+
+export function wrapMetadata(metadata: Record<string, string>, payload: Buffer): Buffer {
+  const meta = Buffer.from(JSON.stringify(metadata));
+  const head = Buffer.allocUnsafe(ENVELOPE_MAGIC.length + 4);
+  ENVELOPE_MAGIC.copy(head, 0);
+  head.writeUInt32BE(meta.length, ENVELOPE_MAGIC.length);
+  return Buffer.concat([head, meta, payload]);
+}
+
+/** Splits an envelope; a plain payload comes back unchanged with no metadata. */
+export function unwrapMetadata(data: Buffer): { payload: Buffer; metadata: Record<string, string> | undefined } {
+  const start = ENVELOPE_MAGIC.length + 4;
+  if (data.length < start || data[0] !== 0 || !data.subarray(0, ENVELOPE_MAGIC.length).equals(ENVELOPE_MAGIC)) {
+    return { payload: data, metadata: undefined };
+  }
+  const length = data.readUInt32BE(ENVELOPE_MAGIC.length);
+  if (start + length > data.length) throw new GearmanCodecError('metadata envelope is truncated');
+  let metadata: unknown;
+  try {
+    metadata = JSON.parse(data.toString('utf8', start, start + length));
+  } catch {
+    throw new GearmanCodecError('metadata envelope holds invalid JSON');
+  }
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new GearmanCodecError('metadata envelope must hold a JSON object of strings');
+  }
+  return { payload: data.subarray(start + length), metadata: metadata as Record<string, string> };
+}

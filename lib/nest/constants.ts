@@ -1,0 +1,18 @@
+/** Transport id of ServerGearman: handlers bound to other transports are not registered with gearmand. */
+export const GEARMAN_TRANSPORT = Symbol('GEARMAN');
+
+/** Default injection token of a ClientGearman registered by GearmanModule. */
+export const GEARMAN_CLIENT = 'GEARMAN_CLIENT';
+
+/** Status values of ServerGearman and ClientGearman, as Nest's own transports use them. */
+export const GearmanStatus = {
+  CONNECTED: 'connected',
+  DISCONNECTED: 'disconnected',
+  RECONNECTING: 'reconnecting',
+} as const;
+export type GearmanStatus = (typeof GearmanStatus)[keyof typeof GearmanStatus];
+
+/** Default number of jobs a ServerGearman runs at once. */
+export const DEFAULT_MAX_JOBS = 10;
+/** Default drain deadline of `close()` in ms. */
+export const DEFAULT_CLOSE_TIMEOUT = 10_000;

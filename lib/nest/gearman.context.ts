@@ -1,0 +1,61 @@
+import { BaseRpcContext, type PacketMetadata } from '@nestjs/microservices';
+import type { WorkerJob } from '../engine/index.js';
+import type { GearmanCodec } from './codecs.js';
+
+type GearmanContextArgs = [job: WorkerJob, codec: GearmanCodec, metadata: PacketMetadata | undefined];
+
+/**
+ * The job behind a handler call, for `@Ctx()`: handle, function, unique, server, and progress
+ * reports to the caller.
+ */
+export class GearmanContext extends BaseRpcContext<GearmanContextArgs> {
+  /** The engine's job (payload as raw bytes, and the raw report methods). */
+  getJob(): WorkerJob {
+    return this.args[0];
+  }
+
+  /** The job handle gearmand assigned, e.g. `H:host:42`. */
+  getHandle(): string {
+    return this.args[0].handle;
+  }
+
+  /** The Gearman function name (the pattern, normalised as Nest does). */
+  getFunction(): string {
+    return this.args[0].functionName;
+  }
+
+  /** Alias of `getFunction()`, as other Nest contexts name it. */
+  getPattern(): string {
+    return this.args[0].functionName;
+  }
+
+  /** The unique key the caller gave ('' when none). */
+  getUnique(): string {
+    return this.args[0].unique;
+  }
+
+  /** `host:port` of the gearmand that assigned the job. */
+  getServer(): string {
+    return this.args[0].server;
+  }
+
+  /** Metadata a Nest client attached (`setOnDispatchHook`) and sent with `sendMetadata`. */
+  getMetadata(): PacketMetadata | undefined {
+    return this.args[2];
+  }
+
+  /** WORK_STATUS: progress as numerator/denominator; the caller sees it as a status event. */
+  sendStatus(numerator: number, denominator: number): void {
+    this.args[0].sendStatus(numerator, denominator);
+  }
+
+  /** WORK_DATA with a value encoded by the handler's codec (the caller's `send()` emits it). */
+  sendData(value: unknown): void {
+    this.args[0].sendData(this.args[1].encode(value));
+  }
+
+  /** WORK_WARNING with a value encoded by the handler's codec. */
+  sendWarning(value: unknown): void {
+    this.args[0].sendWarning(this.args[1].encode(value));
+  }
+}

@@ -1,0 +1,43 @@
+import type { LoggerService } from '@nestjs/common';
+import type { ErrorMode, GearmanClientOptions, GearmanWorkerOptions } from '../engine/index.js';
+import type { GearmanCodecOption } from './codecs.js';
+
+/** Options of ServerGearman (the worker side). */
+export interface GearmanServerOptions
+  extends Pick<GearmanWorkerOptions, 'servers' | 'tls' | 'connectTimeout' | 'reconnect' | 'clientId' | 'pollInterval' | 'maxPacketSize'> {
+  /** Jobs run at once across all servers (default 10). */
+  maxJobs?: number;
+  /** How payloads are read and results written (default `json`); per pattern through `extras.codec`. */
+  codec?: GearmanCodecOption;
+  /**
+   * How handler errors are reported (default `exception`): WORK_EXCEPTION carries the error object,
+   * but callers that did not ask for exceptions (the gearman CLI, PHP without exceptions) then get a
+   * bare `WORK_FAIL "handle\0"` and hang or die. `fail` sends a plain WORK_FAIL every Gearman client
+   * understands, without the error detail. Per pattern through `extras.errorMode`.
+   */
+  errorMode?: ErrorMode;
+  /** Milliseconds `close()` waits for running handlers before disconnecting (default 10 000). */
+  closeTimeout?: number;
+  /** A logger, or `false` for none (default: Nest's Logger with context ServerGearman). */
+  logger?: LoggerService | false;
+}
+
+/** What `@MessagePattern(fn, extras)` / `@EventPattern(fn, extras)` may set for one function. */
+export interface GearmanPatternExtras {
+  /** CAN_DO_TIMEOUT in ms: gearmand requeues a job that runs longer (it does not fail it). */
+  timeout?: number;
+  codec?: GearmanCodecOption;
+  errorMode?: ErrorMode;
+}
+
+/** Options of ClientGearman. */
+export interface GearmanClientProxyOptions extends GearmanClientOptions {
+  /** How payloads are written and results read (default `json`); per call via GearmanRecordBuilder. */
+  codec?: GearmanCodecOption;
+  /**
+   * Send Nest packet metadata (`setOnDispatchHook`) in an envelope that ServerGearman reads:
+   * `true` for every pattern, or a list of patterns. Off by default, so plain Gearman workers see
+   * only the payload.
+   */
+  sendMetadata?: boolean | string[];
+}

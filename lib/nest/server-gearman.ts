@@ -1,0 +1,212 @@
+import type { EventEmitter } from 'node:events';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { CustomTransportStrategy, type MessageHandler, Server, type WritePacket } from '@nestjs/microservices';
+import { isObservable, lastValueFrom } from 'rxjs';
+import { type ErrorMode, GearmanWorker, type WorkerJob } from '../engine/index.js';
+import { type GearmanCodec, resolveCodec, unwrapMetadata } from './codecs.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT, GearmanStatus } from './constants.js';
+import { GearmanContext } from './gearman.context.js';
+import type { GearmanPatternExtras, GearmanServerOptions } from './interfaces.js';
+
+/** Events of ServerGearman's `on()`: the engine worker's events. */
+export type ServerGearmanEvents = {
+  connected: (server: string) => void;
+  disconnected: (server: string, error: Error | undefined) => void;
+  reconnecting: (server: string, attempt: number, delay: number) => void;
+  error: (error: Error) => void;
+};
+
+interface Route {
+  handler: MessageHandler;
+  codec: GearmanCodec;
+  errorMode: ErrorMode;
+}
+
+/**
+ * Gearman transport strategy: every `@MessagePattern` and `@EventPattern` becomes a Gearman function
+ * (CAN_DO) and each job gearmand assigns runs its handler through Nest's pipeline.
+ *
+ * ```ts
+ * const app = await NestFactory.createMicroservice(AppModule, {
+ *   strategy: new ServerGearman({ servers: ['127.0.0.1:4730'] }),
+ * });
+ * ```
+ */
+export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> implements CustomTransportStrategy {
+  override transportId = GEARMAN_TRANSPORT;
+  /** Event handlers are awaited, so their failures become WORK_FAIL and a log line here. */
+  override readonly propagatesEventHandlerErrors = true;
+  protected override readonly logger: LoggerService;
+  private readonly worker: GearmanWorker;
+  private readonly codec: GearmanCodec;
+  private readonly routes = new Map<string, Route>();
+
+  constructor(private readonly options: GearmanServerOptions = {}) {
+    super();
+    this.logger = options.logger === false ? silentLogger : (options.logger ?? new Logger(ServerGearman.name));
+    this.codec = resolveCodec(options.codec);
+    this.worker = new GearmanWorker({
+      ...options,
+      maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
+      // Errors are reported here, after Nest's exception filters have shaped them.
+      errorMode: options.errorMode ?? 'exception',
+    });
+    this.worker.on('connected', () => this._status$.next(GearmanStatus.CONNECTED));
+    this.worker.on('disconnected', () => this.updateStatus());
+    this.worker.on('reconnecting', () => this.updateStatus());
+    this.worker.on('error', (err) => this.logger.warn?.(`gearmand: ${err.message}`));
+  }
+
+  /** Registers every handler with gearmand and connects; reports failure through `callback`. */
+  async listen(callback: (error?: unknown) => void): Promise<void> {
+    try {
+      for (const [pattern, handler] of this.messageHandlers) this.registerRoute(pattern, handler);
+      await this.worker.start();
+      this.logger.log(`Gearman worker connected; functions: ${[...this.routes.keys()].join(', ') || '(none)'}`);
+      callback();
+    } catch (err) {
+      await this.worker.close(0).catch(() => undefined);
+      callback(err);
+    }
+  }
+
+  /** Graceful: stops taking jobs, lets running handlers finish (up to `closeTimeout`), disconnects. */
+  async close(): Promise<void> {
+    const abandoned = await this.worker.close(this.options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT);
+    if (abandoned > 0) {
+      this.logger.warn?.(`${abandoned} job(s) still running at close; gearmand requeues them for another worker`);
+    }
+    this._status$.next(GearmanStatus.DISCONNECTED);
+  }
+
+  on<K extends keyof ServerGearmanEvents>(event: K, callback: ServerGearmanEvents[K]): void {
+    (this.worker as EventEmitter).on(event, callback as (...args: unknown[]) => void);
+  }
+
+  /** The engine's GearmanWorker. */
+  unwrap<T = GearmanWorker>(): T {
+    return this.worker as T;
+  }
+
+  private registerRoute(pattern: string, handler: MessageHandler): void {
+    const extras = (handler.extras ?? {}) as GearmanPatternExtras;
+    const route: Route = {
+      handler,
+      codec: extras.codec ? resolveCodec(extras.codec) : this.codec,
+      errorMode: extras.errorMode ?? this.options.errorMode ?? 'exception',
+    };
+    this.routes.set(pattern, route);
+    this.worker.register(pattern, (job) => this.handleJob(job, route), { timeout: extras.timeout, errorMode: route.errorMode });
+  }
+
+  private updateStatus(): void {
+    const states = this.worker.connections.map((c) => c.state);
+    if (states.includes('connected')) this._status$.next(GearmanStatus.CONNECTED);
+    else if (states.includes('reconnecting') || states.includes('connecting')) this._status$.next(GearmanStatus.RECONNECTING);
+    else this._status$.next(GearmanStatus.DISCONNECTED);
+  }
+
+  /** Runs one job; resolves when the job has been reported (the engine then frees the slot). */
+  private handleJob(job: WorkerJob, route: Route): Promise<void> {
+    let data: unknown;
+    let context: GearmanContext;
+    try {
+      const { payload, metadata } = unwrapMetadata(job.payload);
+      data = route.codec.decode(payload);
+      context = new GearmanContext([job, route.codec, metadata]);
+    } catch (err) {
+      const message =
+        `Gearman function "${job.functionName}" could not read its payload: ${(err as Error).message}. ` +
+        `Send ${route.codec.name === 'json' ? 'JSON' : `what the ${route.codec.name} codec reads`}, or set the pattern's codec (extras.codec: 'text' or 'raw').`;
+      this.logger.warn?.(message);
+      this.reportError(job, route, { status: 'error', message });
+      return Promise.resolve();
+    }
+    return route.handler.isEventHandler ? this.runEvent(job, route, data, context) : this.runMessage(job, route, data, context);
+  }
+
+  private runEvent(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.runWithProcessingHooks(context, async (runEndHook) => {
+        try {
+          const result = await route.handler(data, context);
+          if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+          if (!job.finished) job.complete();
+        } catch (err) {
+          this.logger.error(`Event handler for "${job.functionName}" failed (job ${job.handle}): ${describe(err)}`);
+          if (!job.finished) job.fail();
+        } finally {
+          runEndHook();
+          resolve();
+        }
+      });
+    });
+  }
+
+  private runMessage(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
+    return new Promise<void>((resolve) => {
+      // Hold each value back until the next one (or the end) arrives, so the last one can go out
+      // as WORK_COMPLETE and every earlier one as WORK_DATA.
+      let held: { value: unknown } | undefined;
+      const respond = (packet: WritePacket): void => {
+        if (job.finished) return resolve();
+        try {
+          if (packet.err !== undefined) {
+            if (held) job.sendData(route.codec.encode(held.value));
+            held = undefined;
+            this.reportError(job, route, packet.err);
+          } else {
+            if ('response' in packet && packet.response !== undefined) {
+              if (held) job.sendData(route.codec.encode(held.value));
+              held = { value: packet.response };
+            }
+            if (packet.isDisposed) {
+              job.complete(held ? route.codec.encode(held.value) : undefined);
+              held = undefined;
+            }
+          }
+        } catch (err) {
+          // E.g. a value the codec cannot write: the caller still gets a clear error.
+          if (!job.finished) this.reportError(job, route, { status: 'error', message: describe(err) });
+        }
+        if (job.finished) resolve();
+      };
+      // handleRequest is typed void but returns the processing hooks' promise: a rejection there
+      // (a handler that failed outside Nest's pipeline) must become an error report, not a crash.
+      const running = this.handleRequest(context, async () => this.transformToObservable(await route.handler(data, context)), respond) as unknown;
+      if (running instanceof Promise) {
+        running.catch((err: unknown) => {
+          this.reportError(job, route, { status: 'error', message: describe(err) });
+          resolve();
+        });
+      }
+    });
+  }
+
+  /** WORK_EXCEPTION with the error as Nest would send it (JSON), or a plain WORK_FAIL. */
+  private reportError(job: WorkerJob, route: Route, err: unknown): void {
+    if (job.finished) return;
+    if (route.errorMode === 'fail') {
+      this.logger.warn?.(`Job ${job.handle} of "${job.functionName}" failed: ${describe(err)}`);
+      job.fail();
+      return;
+    }
+    job.exception(typeof err === 'string' ? err : (safeJson(err) ?? JSON.stringify({ status: 'error', message: describe(err) })));
+  }
+}
+
+function safeJson(value: unknown): string | undefined {
+  try {
+    return value instanceof Error ? JSON.stringify({ status: 'error', message: value.message }) : JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'object' && err !== null && 'message' in err) return String((err as { message: unknown }).message);
+  return typeof err === 'string' ? err : (safeJson(err) ?? String(err));
+}
+
+const silentLogger: LoggerService = { log: () => undefined, error: () => undefined, warn: () => undefined };
