@@ -77,6 +77,8 @@ type HandleEntry = GearmanJob | GearmanJob[];
 interface Waiting {
   job: GearmanJob;
   exclude?: Set<GearmanConnection>;
+  /** Date.now() after which the job fails with NO_SERVER: kept when the job is parked again. */
+  deadline: number;
   timer: NodeJS.Timeout;
 }
 
@@ -123,7 +125,11 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
         this.onDisconnect(conn, jobs);
         this.emit('disconnected', s, e);
       });
-      conn.on('reconnecting', (s, a, d) => this.emit('reconnecting', s, a, d));
+      conn.on('reconnecting', (s, a, d) => {
+        this.emit('reconnecting', s, a, d);
+        // A server that failed its first attempt is now known down: jobs waiting for it go elsewhere.
+        this.submitWaiting();
+      });
       conn.on('error', (e) => {
         if (this.listenerCount('error') > 0) this.emit('error', e);
       });
@@ -323,18 +329,23 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   }
 
   /** Sends the job to a live server, or parks it until one connects (up to connectTimeout). */
-  private route(job: GearmanJob, exclude?: Set<GearmanConnection>): void {
+  private route(job: GearmanJob, exclude?: Set<GearmanConnection>, deadline?: number): void {
     if (job.finished) return;
     const conn = this.pool.pick(this.strategy, job.unique || undefined, exclude);
     if (!conn) {
       for (const c of this.connections) c.start();
       const timeout = this.options.connectTimeout ?? 5000;
+      const until = deadline ?? Date.now() + timeout;
       const entry: Waiting = {
         job,
         exclude,
+        deadline: until,
         timer: setTimeout(() => {
-          entry.job.fail(this.noServerError(timeout));
-        }, timeout),
+          // Last chance: any live server, even if the unique's own server is still connecting.
+          const live = entry.job.finished ? undefined : this.pool.pick(this.strategy, entry.job.unique || undefined, exclude, false);
+          if (live) this.send(live, entry.job);
+          else entry.job.fail(this.noServerError(timeout));
+        }, Math.max(0, until - Date.now())),
       };
       this.waiting.push(entry);
       return;
@@ -355,7 +366,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     const pending = this.waiting.drain();
     for (const w of pending) {
       clearTimeout(w.timer);
-      if (!w.job.finished) this.route(w.job, w.exclude);
+      if (!w.job.finished) this.route(w.job, w.exclude, w.deadline);
     }
   }
 

@@ -40,9 +40,19 @@ export class ServerPool {
     this.ring.sort((a, b) => a.point - b.point || a.index - b.index);
   }
 
-  /** A live connection for a job, or undefined when none is connected. `exclude` skips servers (retries). */
-  pick(strategy: ServerStrategy, unique: string | undefined, exclude?: ReadonlySet<GearmanConnection>): GearmanConnection | undefined {
-    if (strategy === 'hash' && unique) return this.byHash(unique, exclude);
+  /**
+   * A live connection for a job, or undefined when none is connected. `exclude` skips servers (retries).
+   * With `hash`, a server still on its first connection attempt is waited for (undefined) rather than
+   * skipped, unless `patient` is false: it is not known to be down, and sending its uniques elsewhere
+   * would break coalescing with clients that already see it up.
+   */
+  pick(
+    strategy: ServerStrategy,
+    unique: string | undefined,
+    exclude?: ReadonlySet<GearmanConnection>,
+    patient = true,
+  ): GearmanConnection | undefined {
+    if (strategy === 'hash' && unique) return this.byHash(unique, exclude, patient);
     if (strategy === 'failover') return this.connections.find((c) => c.connected && !exclude?.has(c));
     return this.roundRobin(exclude);
   }
@@ -56,7 +66,7 @@ export class ServerPool {
     return this.connections.some((c) => c.connected);
   }
 
-  private byHash(unique: string, exclude?: ReadonlySet<GearmanConnection>): GearmanConnection | undefined {
+  private byHash(unique: string, exclude: ReadonlySet<GearmanConnection> | undefined, patient: boolean): GearmanConnection | undefined {
     const start = this.ringIndex(hash32(unique));
     const tried = new Set<number>();
     for (let i = 0; i < this.ring.length && tried.size < this.connections.length; i++) {
@@ -64,7 +74,9 @@ export class ServerPool {
       if (tried.has(index)) continue;
       tried.add(index);
       const conn = this.connections[index];
-      if (conn.connected && !exclude?.has(conn)) return conn;
+      if (exclude?.has(conn)) continue;
+      if (conn.connected) return conn;
+      if (patient && (conn.state === 'idle' || conn.state === 'connecting')) return undefined;
     }
     return undefined;
   }
