@@ -1,0 +1,660 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import {
+  type AdminReply,
+  AdminReplyReader,
+  adminReplyShape,
+  type FunctionPriorityStatus,
+  type FunctionStatus,
+  type JobInfo,
+  parseGetpid,
+  parseOk,
+  parseOkValue,
+  parsePriorityStatus,
+  parseShowJobs,
+  parseShowUniqueJobs,
+  parseStatus,
+  parseWorkers,
+  type WorkerInfo,
+} from '../protocol/admin-replies.js';
+import {
+  GearmanAdminError,
+  GearmanConnectionError,
+  GearmanError,
+  GearmanTimeoutError,
+  invalidArgument,
+} from './errors.js';
+import { type ResolvedServer, resolveServers, type ServerSpec } from './servers.js';
+
+export type { FunctionPriorityStatus, FunctionStatus, JobInfo, WorkerInfo };
+
+/** Timeouts of one admin connection, in milliseconds. */
+export interface GearmanAdminConnectionOptions {
+  /** Time allowed to open the socket (and finish the TLS handshake). Default 5000. */
+  connectTimeout?: number;
+  /** Time allowed for each reply, counted from when the command is on a connected socket. Default 5000. */
+  commandTimeout?: number;
+}
+
+/** A per-queue-priority `maxqueue` limit. Each is compared with the function's TOTAL (queued plus running). */
+export interface MaxQueueLimits {
+  high: number;
+  normal: number;
+  low: number;
+}
+
+/** One server's outcome in a multi-server call: its value, or the error it failed with. */
+export type ServerResult<T> =
+  | { readonly server: string; readonly ok: true; readonly value: T }
+  | { readonly server: string; readonly ok: false; readonly error: Error };
+
+/** A row of a merged multi-server list, tagged with the server (`host:port`) it came from. */
+export type WithServer<T> = T & { readonly server: string };
+
+export const DEFAULT_ADMIN_CONNECT_TIMEOUT = 5000;
+export const DEFAULT_ADMIN_COMMAND_TIMEOUT = 5000;
+
+interface PendingCommand {
+  readonly line: string;
+  readonly resolve: (lines: string[]) => void;
+  readonly reject: (error: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** One socket and the replies still owed on it; a reconnect gets a fresh one so late events of the old socket touch nothing. */
+interface Link {
+  readonly socket: Socket;
+  readonly reader: AdminReplyReader;
+  readonly pending: PendingCommand[];
+  connected: boolean;
+  /** Why the link is being closed, when we close it ourselves (timeout, close(), bad reply). */
+  closeReason?: (command: PendingCommand) => Error;
+  lastError?: Error;
+}
+
+/** gearmand's `drop function` errors carry no code, only text; give them one to switch on. */
+const CODELESS_ERRORS: Record<string, string> = {
+  'function not found': 'FUNCTION_NOT_FOUND',
+  'there are still connected workers or executing clients': 'FUNCTION_IN_USE',
+};
+
+/**
+ * A connection to one gearmand's admin (text) port, as gearmand 1.1.20 speaks it.
+ *
+ * The socket opens on the first command. Commands are pipelined: gearmand answers them in order,
+ * so replies are matched first-in first-out. If the socket is lost, every waiting command fails
+ * with `GearmanConnectionError('CONNECTION_LOST')` and the next command opens a new one. A command
+ * that times out closes the socket too, because a late reply would otherwise be taken as the
+ * answer to the next command. While no command is waiting, the socket does not keep Node running.
+ * A reply that does not parse rejects with the protocol layer's `GearmanProtocolError`.
+ *
+ * There is no `shutdown()`: gearmand 1.1.15 and later removed that command (it answers
+ * `ERR UNKNOWN_COMMAND`). Stop gearmand through its service manager instead.
+ */
+export class GearmanAdminConnection {
+  private link: Link | undefined;
+  private closed = false;
+  private readonly connectTimeout: number;
+  private readonly commandTimeout: number;
+
+  constructor(
+    /** The server this connection talks to. */
+    readonly server: ResolvedServer,
+    options: GearmanAdminConnectionOptions = {},
+  ) {
+    this.connectTimeout = checkTimeout('connectTimeout', options.connectTimeout, DEFAULT_ADMIN_CONNECT_TIMEOUT);
+    this.commandTimeout = checkTimeout('commandTimeout', options.commandTimeout, DEFAULT_ADMIN_COMMAND_TIMEOUT);
+  }
+
+  /** `host:port` of the server. */
+  get address(): string {
+    return this.server.address;
+  }
+
+  /** Whether a socket is connected right now (it opens on the next command otherwise). */
+  get connected(): boolean {
+    return this.link !== undefined && this.link.connected;
+  }
+
+  /**
+   * Sends one admin line and resolves with the reply's lines: the single `OK ...` line, or the
+   * rows of a list without the closing `.`. An `ERR` reply rejects with {@link GearmanAdminError}
+   * carrying gearmand's code in `serverCode`.
+   */
+  command(line: string): Promise<string[]> {
+    if (typeof line !== 'string' || /[\r\n\0]/.test(line)) {
+      return Promise.reject(invalidArgument(`An admin command is one line: it must not contain \\r, \\n or NUL (got ${JSON.stringify(line)})`));
+    }
+    if (line.trim() === '') {
+      return Promise.reject(invalidArgument('The admin command is empty: pass a command such as "status"'));
+    }
+    if (this.closed) {
+      return Promise.reject(
+        new GearmanConnectionError('CLOSED', `The admin connection to ${this.address} was closed: create a new one to send "${line}"`, this.address),
+      );
+    }
+    return new Promise<string[]>((resolve, reject) => {
+      const link = this.link && !this.link.socket.destroyed && !this.link.closeReason ? this.link : this.open();
+      const entry: PendingCommand = { line, resolve, reject };
+      link.pending.push(entry);
+      link.reader.expect(adminReplyShape(line));
+      link.socket.ref();
+      link.socket.write(`${line}\n`);
+      // Before the socket is up, the connect timeout applies; the command's own clock starts on connect.
+      if (link.connected) this.arm(link, entry);
+    });
+  }
+
+  /** `status`: per function, jobs queued plus running, running, and workers. */
+  async status(): Promise<FunctionStatus[]> {
+    return parseStatus(await this.command('status'));
+  }
+
+  /** `prioritystatus` (gearmand 1.1.15+): queued, not running, jobs per priority, and workers. */
+  async priorityStatus(): Promise<FunctionPriorityStatus[]> {
+    return parsePriorityStatus(await this.command('prioritystatus'));
+  }
+
+  /**
+   * `workers`: one row per connection to gearmand, so clients and admin connections (this one
+   * included) are listed too, with no functions.
+   */
+  async workers(): Promise<WorkerInfo[]> {
+    return parseWorkers(await this.command('workers'));
+  }
+
+  /** `version`, e.g. `1.1.20+ds`. */
+  async version(): Promise<string> {
+    return parseOkValue(await this.command('version'));
+  }
+
+  /** `getpid`: gearmand's process id. */
+  async getpid(): Promise<number> {
+    return parseGetpid(await this.command('getpid'));
+  }
+
+  /** `verbose`: gearmand's log level name, e.g. `ERROR`. */
+  async verbose(): Promise<string> {
+    return parseOkValue(await this.command('verbose'));
+  }
+
+  /**
+   * `maxqueue`: caps a function's queue. A submit is refused with `ERROR QUEUE_ERROR` once the
+   * function's TOTAL (queued plus running, cancelled jobs not yet discarded included) reaches the
+   * limit of the job's priority; 0 or less means unlimited. gearmand forgets limits when it restarts.
+   *
+   * gearmand answers OK for a function it does not know yet, but then ignores the limit. So this
+   * also asks `status` (pipelined, just before) and resolves `false` when the function was unknown
+   * and the limit was not applied: set it again once a worker has registered the function.
+   */
+  async maxqueue(fn: string, limit: number | MaxQueueLimits): Promise<boolean> {
+    checkToken('Function name', fn);
+    const limits = typeof limit === 'number' ? [limit] : [limit?.high, limit?.normal, limit?.low];
+    for (const n of limits) {
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < -2147483648 || n > 2147483647) {
+        throw invalidArgument(
+          `maxqueue limits must be whole numbers (0 or less for unlimited), given as a number or { high, normal, low }; got ${JSON.stringify(limit)}`,
+        );
+      }
+    }
+    const [known] = await Promise.all([
+      this.status().then((rows) => rows.some((row) => row.function === fn)),
+      this.command(`maxqueue ${fn} ${limits.join(' ')}`).then(parseOk),
+    ]);
+    return known;
+  }
+
+  /** `show jobs`: every job gearmand holds, queued or running. */
+  async showJobs(): Promise<JobInfo[]> {
+    return parseShowJobs(await this.command('show jobs'));
+  }
+
+  /** `show unique jobs`: the unique key of every job; `''` for a job submitted without one. */
+  async showUniqueJobs(): Promise<string[]> {
+    return parseShowUniqueJobs(await this.command('show unique jobs'));
+  }
+
+  /**
+   * `cancel job`: resolves `true` on OK and `false` when gearmand does not know the handle
+   * (`ERR UNKNOWN_JOB`, also the answer for a finished job).
+   *
+   * gearmand does not remove a cancelled queued job at once: it marks it ignored (`ignoreJob` in
+   * {@link showJobs}), foreground clients get WORK_FAIL, and the job stays listed and counted in
+   * `status` TOTAL (and so against `maxqueue`) until a worker of that function grabs it and gets
+   * NO_JOB instead. Until then, cancelling it again also answers OK.
+   *
+   * A job that is already running also gets OK, but gearmand cannot stop it: the worker carries
+   * on, and its result is still forwarded to foreground clients.
+   */
+  async cancelJob(handle: string): Promise<boolean> {
+    checkToken('Job handle', handle);
+    try {
+      parseOk(await this.command(`cancel job ${handle}`));
+      return true;
+    } catch (error) {
+      if (error instanceof GearmanAdminError && error.serverCode === 'UNKNOWN_JOB') return false;
+      throw error;
+    }
+  }
+
+  /**
+   * `create function`: makes gearmand list a function that has no workers yet.
+   *
+   * **Warning:** gearmand 1.1.20 drops the last character (byte) of the name: `create function
+   * resize` creates `resiz`. This method sends the name unchanged and resolves with the name
+   * gearmand really created, so check it. Names of one character (which would create a function
+   * with an empty name) and names ending in a non-ASCII character (which would be cut in the
+   * middle of its UTF-8 bytes) are refused.
+   */
+  async createFunction(name: string): Promise<string> {
+    checkToken('Function name', name);
+    const last = name.charCodeAt(name.length - 1);
+    if (name.length < 2 || last > 0x7f) {
+      throw invalidArgument(
+        `gearmand 1.1.20 drops the last byte of the name given to "create function", so ${JSON.stringify(name)} would create ` +
+          (name.length < 2 ? 'a function with an empty name' : 'a name ending in a broken UTF-8 character') +
+          ': pass a name of two or more characters whose last character is ASCII',
+      );
+    }
+    parseOk(await this.command(`create function ${name}`));
+    return name.slice(0, -1);
+  }
+
+  /**
+   * `drop function`: removes a function that has no workers and no running jobs. Rejects with
+   * {@link GearmanAdminError} whose `serverCode` is `FUNCTION_NOT_FOUND` or `FUNCTION_IN_USE`
+   * (gearmand sends only text for these; the codes are this library's).
+   */
+  async dropFunction(name: string): Promise<void> {
+    checkToken('Function name', name);
+    parseOk(await this.command(`drop function ${name}`));
+  }
+
+  /** Closes the socket. Waiting commands and any later ones reject with `GearmanConnectionError('CLOSED')`. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const link = this.link;
+    if (!link) return;
+    const done = new Promise<void>((resolve) => link.socket.once('close', () => resolve()));
+    this.shut(
+      link,
+      (c) => new GearmanConnectionError('CLOSED', `The admin connection to ${this.address} was closed before gearmand answered "${c.line}"`, this.address),
+    );
+    await done;
+  }
+
+  private open(): Link {
+    const { host, port, tls } = this.server;
+    const socket = tls ? tlsConnect({ ...tls, host, port }) : netConnect({ host, port });
+    socket.setNoDelay(true);
+    const link: Link = {
+      socket,
+      pending: [],
+      connected: false,
+      reader: new AdminReplyReader((reply) => this.onReply(link, reply)),
+    };
+    this.link = link;
+
+    const connectTimer = setTimeout(() => {
+      this.shut(
+        link,
+        () =>
+          new GearmanConnectionError(
+            'CONNECT_TIMEOUT',
+            `Could not connect to gearmand at ${this.address} within ${this.connectTimeout} ms` +
+              `${tls ? ' (TLS handshake included; is TLS enabled on that port?)' : ''}: check the address, firewall and that gearmand is running, or raise connectTimeout`,
+            this.address,
+          ),
+      );
+    }, this.connectTimeout);
+
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(connectTimer);
+      link.connected = true;
+      for (const entry of link.pending) this.arm(link, entry);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        link.reader.push(chunk);
+      } catch (error) {
+        this.shut(
+          link,
+          (c) =>
+            new GearmanConnectionError(
+              'CONNECTION_LOST',
+              `Closed the admin connection to ${this.address}: its reply to "${c.line}" could not be read (${(error as Error).message}). Is that port a gearmand?`,
+              this.address,
+              { cause: error },
+            ),
+        );
+      }
+    });
+    socket.on('error', (error) => {
+      link.lastError = error;
+    });
+    socket.on('close', () => {
+      clearTimeout(connectTimer);
+      if (this.link === link) this.link = undefined;
+      link.reader.reset();
+      const pending = link.pending.splice(0);
+      for (const entry of pending) {
+        clearTimeout(entry.timer);
+        entry.reject(link.closeReason ? link.closeReason(entry) : this.lostError(link, entry));
+      }
+    });
+    return link;
+  }
+
+  private lostError(link: Link, entry: PendingCommand): GearmanConnectionError {
+    const cause = link.lastError;
+    const why = cause ? ` (${(cause as NodeJS.ErrnoException).code ?? cause.message})` : '';
+    if (!link.connected) {
+      return new GearmanConnectionError(
+        'NO_SERVER',
+        `Could not connect to gearmand at ${this.address}${why} to send "${entry.line}": check that gearmand is running and listening there`,
+        this.address,
+        { cause },
+      );
+    }
+    return new GearmanConnectionError(
+      'CONNECTION_LOST',
+      `The connection to gearmand at ${this.address} was lost${why} before it answered "${entry.line}": ` +
+        'the next command reconnects; repeat this one if that is safe',
+      this.address,
+      { cause },
+    );
+  }
+
+  private arm(link: Link, entry: PendingCommand): void {
+    entry.timer = setTimeout(() => {
+      const index = link.pending.indexOf(entry);
+      // Already closing (an earlier command timed out): the close fails this one with the reason.
+      if (index < 0 || link.closeReason) return;
+      link.pending.splice(index, 1);
+      entry.reject(
+        new GearmanTimeoutError(
+          `gearmand at ${this.address} did not answer "${entry.line}" within ${this.commandTimeout} ms: ` +
+            'the server may be overloaded or stuck; raise commandTimeout or check the server (the connection was closed and the next command reconnects)',
+        ),
+      );
+      this.shut(
+        link,
+        (c) =>
+          new GearmanConnectionError(
+            'CONNECTION_LOST',
+            `Closed the admin connection to ${this.address} before gearmand answered "${c.line}" because an earlier command ("${entry.line}") timed out: retry`,
+            this.address,
+          ),
+      );
+    }, this.commandTimeout);
+  }
+
+  /** Closes a link on purpose; its waiting commands fail with `reason` when the socket has closed. */
+  private shut(link: Link, reason: (command: PendingCommand) => Error): void {
+    link.closeReason ??= reason;
+    if (this.link === link) this.link = undefined;
+    link.socket.destroy();
+  }
+
+  private onReply(link: Link, reply: AdminReply): void {
+    const entry = link.pending.shift();
+    if (link.pending.length === 0) link.socket.unref();
+    // A reply to a command that already timed out cannot come: a timeout closes the link.
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    if (reply.ok) {
+      entry.resolve(reply.lines);
+      return;
+    }
+    const { message } = reply;
+    // `drop function` answers in free text ("ERR function not found"), which the reader reports
+    // as code UNKNOWN: give the known texts a code to switch on.
+    const code = reply.code === 'UNKNOWN' ? (CODELESS_ERRORS[message] ?? 'UNKNOWN') : reply.code;
+    const hint =
+      code === 'UNKNOWN_COMMAND'
+        ? ': gearmand does not know this command (shutdown was removed in 1.1.15; commands and arguments are separated by single spaces)'
+        : code === 'INVALID_ARGUMENTS'
+          ? ': check the number of arguments'
+          : '';
+    entry.reject(
+      new GearmanAdminError(code, `gearmand at ${this.address} answered "${entry.line}" with ERR ${code}${message ? ` (${message})` : ''}${hint}`, this.address),
+    );
+  }
+}
+
+/** Options of {@link GearmanAdmin}. */
+export interface GearmanAdminOptions extends GearmanAdminConnectionOptions {
+  /** The gearmand servers; `127.0.0.1:4730` when omitted. */
+  servers?: ServerSpec | ServerSpec[];
+  /** TLS for every server that does not set its own (`true` for node:tls defaults). */
+  tls?: boolean | TlsConnectionOptions;
+}
+
+/**
+ * Several servers of a multi-server admin call failed. `failures` has each failed server and its
+ * error. Code `NO_SERVER`: no server answered; `ADMIN_ERROR`: some answered, but the outcome is
+ * incomplete (see the method that raised it).
+ */
+export class GearmanAdminServersError extends GearmanError {
+  override name = 'GearmanAdminServersError';
+  constructor(
+    code: 'NO_SERVER' | 'ADMIN_ERROR',
+    message: string,
+    readonly failures: ReadonlyArray<{ readonly server: string; readonly error: Error }>,
+  ) {
+    super(code, message, { cause: failures[0]?.error });
+  }
+}
+
+/**
+ * Admin commands over one or many gearmand servers, one {@link GearmanAdminConnection} each,
+ * opened lazily.
+ *
+ * Merged reads (`status`, `priorityStatus`, `workers`, `showJobs`, `showUniqueJobs`) ask every
+ * server at once and merge the servers that answered: a server that is down is left out, so one
+ * dead server does not blind a dashboard to the others. They reject only when no server answers
+ * (with that server's own error when there is one server, else {@link GearmanAdminServersError}
+ * naming each). Use the `...ByServer` methods or {@link eachServer} to see which servers answered,
+ * e.g. in a health check.
+ */
+export class GearmanAdmin {
+  private readonly connections = new Map<string, GearmanAdminConnection>();
+
+  constructor(options: GearmanAdminOptions = {}) {
+    const { connectTimeout, commandTimeout } = options;
+    for (const server of resolveServers(options.servers, options.tls)) {
+      this.connections.set(server.address, new GearmanAdminConnection(server, { connectTimeout, commandTimeout }));
+    }
+  }
+
+  /** The servers' addresses (`host:port`), in the order given. */
+  get servers(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  /** The connection to one server, by its address as given (`'host'`, `'host:port'`, or as listed in {@link servers}). */
+  server(address: string): GearmanAdminConnection {
+    let key = address;
+    try {
+      key = resolveServers(address)[0].address;
+    } catch {
+      // Not a valid address: reported as unknown below.
+    }
+    const connection = this.connections.get(key);
+    if (!connection) {
+      throw invalidArgument(`Unknown gearmand ${JSON.stringify(address)}: this GearmanAdmin knows ${this.servers.join(', ')}`);
+    }
+    return connection;
+  }
+
+  /**
+   * Runs `fn` on every server's connection at once. Never rejects: each server's value or error
+   * is in its own result, in server order.
+   */
+  eachServer<T>(fn: (connection: GearmanAdminConnection) => Promise<T>): Promise<ServerResult<T>[]> {
+    return Promise.all(
+      [...this.connections.values()].map(async (connection): Promise<ServerResult<T>> => {
+        try {
+          return { server: connection.address, ok: true, value: await fn(connection) };
+        } catch (error) {
+          return { server: connection.address, ok: false, error: toError(error) };
+        }
+      }),
+    );
+  }
+
+  /** `status` of each server, failures included. */
+  statusByServer(): Promise<ServerResult<FunctionStatus[]>[]> {
+    return this.eachServer((c) => c.status());
+  }
+
+  /** `prioritystatus` of each server, failures included. */
+  priorityStatusByServer(): Promise<ServerResult<FunctionPriorityStatus[]>[]> {
+    return this.eachServer((c) => c.priorityStatus());
+  }
+
+  /** `status` summed by function over the servers that answered (workers summed too), in order of first appearance. */
+  async status(): Promise<FunctionStatus[]> {
+    const sum = new Map<string, { function: string; total: number; running: number; workers: number }>();
+    for (const { value } of await this.answered('status', (c) => c.status())) {
+      for (const row of value) {
+        const acc = sum.get(row.function);
+        if (!acc) sum.set(row.function, { ...row });
+        else {
+          acc.total += row.total;
+          acc.running += row.running;
+          acc.workers += row.workers;
+        }
+      }
+    }
+    return [...sum.values()];
+  }
+
+  /** `prioritystatus` summed by function over the servers that answered, in order of first appearance. */
+  async priorityStatus(): Promise<FunctionPriorityStatus[]> {
+    const sum = new Map<string, { function: string; high: number; normal: number; low: number; workers: number }>();
+    for (const { value } of await this.answered('prioritystatus', (c) => c.priorityStatus())) {
+      for (const row of value) {
+        const acc = sum.get(row.function);
+        if (!acc) sum.set(row.function, { ...row });
+        else {
+          acc.high += row.high;
+          acc.normal += row.normal;
+          acc.low += row.low;
+          acc.workers += row.workers;
+        }
+      }
+    }
+    return [...sum.values()];
+  }
+
+  /** `workers` of the servers that answered, each row tagged with its server. */
+  async workers(): Promise<WithServer<WorkerInfo>[]> {
+    return tag(await this.answered('workers', (c) => c.workers()));
+  }
+
+  /** `show jobs` of the servers that answered, each row tagged with its server. */
+  async showJobs(): Promise<WithServer<JobInfo>[]> {
+    return tag(await this.answered('show jobs', (c) => c.showJobs()));
+  }
+
+  /** `show unique jobs` of the servers that answered, one row per job. */
+  async showUniqueJobs(): Promise<Array<{ readonly server: string; readonly unique: string }>> {
+    const answered = await this.answered('show unique jobs', (c) => c.showUniqueJobs());
+    return answered.flatMap(({ server, value }) => value.map((unique) => ({ server, unique })));
+  }
+
+  /**
+   * `maxqueue` on every server; resolves with whether each server applied it (`false`: that
+   * gearmand does not know the function yet, see {@link GearmanAdminConnection.maxqueue}).
+   * Unlike the reads, this rejects if any server failed, after the others applied it, because a
+   * limit silently missing on one server is worse than an error: `maxqueue` is idempotent, so
+   * retry (or use `eachServer`).
+   */
+  async maxqueue(fn: string, limit: number | MaxQueueLimits): Promise<Array<{ readonly server: string; readonly applied: boolean }>> {
+    const results = await this.eachServer((c) => c.maxqueue(fn, limit));
+    const failures = failed(results);
+    if (failures.length === 0) return results.flatMap((r) => (r.ok ? [{ server: r.server, applied: r.value }] : []));
+    if (results.length === 1) throw failures[0].error;
+    const applied = results.filter((r) => r.ok).map((r) => r.server);
+    throw new GearmanAdminServersError(
+      applied.length ? 'ADMIN_ERROR' : 'NO_SERVER',
+      `maxqueue ${fn} was ${applied.length ? `sent to ${applied.join(', ')} but ` : ''}not applied on ${describe(failures)}: retry once those servers answer`,
+      failures,
+    );
+  }
+
+  /**
+   * `cancel job` on one server, or on every server when `server` is omitted. Resolves `true` if a
+   * server answered OK, `false` if every server answered that it does not know the job. When no
+   * server said OK and some could not be asked, it rejects, as the job may be on those.
+   *
+   * Job handles are unique per server only: gearmands on one host give out the same
+   * `H:<hostname>:<n>` handles, so without `server` a job with that handle is cancelled on every
+   * server that has one. Pass the server the job was submitted to whenever it is known. See
+   * {@link GearmanAdminConnection.cancelJob} about running jobs.
+   */
+  async cancelJob(handle: string, server?: string): Promise<boolean> {
+    if (server !== undefined) return this.server(server).cancelJob(handle);
+    checkToken('Job handle', handle);
+    const results = await this.eachServer((c) => c.cancelJob(handle));
+    if (results.some((r) => r.ok && r.value)) return true;
+    const failures = failed(results);
+    if (failures.length === 0) return false;
+    if (results.length === 1) throw failures[0].error;
+    const answered = results.filter((r) => r.ok).map((r) => r.server);
+    throw new GearmanAdminServersError(
+      answered.length ? 'ADMIN_ERROR' : 'NO_SERVER',
+      `Could not cancel job ${handle}: ${answered.length ? `${answered.join(', ')} do not know it, and ` : ''}${describe(failures)} could not be asked`,
+      failures,
+    );
+  }
+
+  /** Closes every server's connection. */
+  async close(): Promise<void> {
+    await Promise.all([...this.connections.values()].map((c) => c.close()));
+  }
+
+  /** The servers that answered; rejects only when none did. */
+  private async answered<T>(what: string, fn: (connection: GearmanAdminConnection) => Promise<T>): Promise<Array<{ server: string; value: T }>> {
+    const results = await this.eachServer(fn);
+    const ok = results.flatMap((r) => (r.ok ? [{ server: r.server, value: r.value }] : []));
+    if (ok.length > 0) return ok;
+    const failures = failed(results);
+    if (failures.length === 1) throw failures[0].error;
+    throw new GearmanAdminServersError('NO_SERVER', `No gearmand answered "${what}": ${describe(failures)}`, failures);
+  }
+}
+
+function failed<T>(results: ServerResult<T>[]): Array<{ server: string; error: Error }> {
+  return results.flatMap((r) => (r.ok ? [] : [{ server: r.server, error: r.error }]));
+}
+
+function describe(failures: Array<{ server: string; error: Error }>): string {
+  return failures.map((f) => `${f.server} (${f.error.message})`).join('; ');
+}
+
+function tag<T extends object>(answered: Array<{ server: string; value: T[] }>): WithServer<T>[] {
+  return answered.flatMap(({ server, value }) => value.map((row) => ({ ...row, server })));
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** Admin arguments are split on spaces by gearmand, so one argument cannot hold whitespace. */
+function checkToken(what: string, value: string): void {
+  if (typeof value !== 'string' || value === '' || /[\s\0]/.test(value)) {
+    throw invalidArgument(
+      `${what} must be a non-empty string without spaces, line breaks or NUL, because gearmand splits admin commands on spaces (got ${JSON.stringify(value)})`,
+    );
+  }
+}
+
+function checkTimeout(what: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalidArgument(`${what} must be a positive number of milliseconds (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
