@@ -101,6 +101,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly admins = new Map<GearmanConnection, GearmanAdminConnection>();
   private readonly waiting = new Fifo<Waiting>();
   private readonly strategy: ServerStrategy;
+  /** Jobs whose admin `cancel job` is in flight: the WORK_FAIL gearmand sends for it means CANCELLED. */
+  private readonly cancelling = new WeakSet<GearmanJob>();
   private closed = false;
 
   constructor(private readonly options: GearmanClientOptions = {}) {
@@ -468,6 +470,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
             job.fail(
               new GearmanJobError('JOB_EXCEPTION', `Job ${job.functionName} (${handle}) failed with an exception: ${preview(args[1])}`, handle, job.functionName, args[1]),
             );
+          } else if (this.cancelling.has(job)) {
+            job.fail(new GearmanCancelledError(`Job ${job.functionName} (${handle}) was cancelled while queued`));
           } else {
             job.fail(new GearmanJobError('JOB_FAILED', `Job ${job.functionName} (${handle}) failed (WORK_FAIL)`, handle, job.functionName));
           }
@@ -511,7 +515,16 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
           'Wait for it, or have the worker check for a cancel flag of your own.',
       );
     }
-    if (status.known) await this.adminFor(conn).cancelJob(handle);
+    if (status.known) {
+      // gearmand sends the job's clients a WORK_FAIL on this connection and the admin OK on another:
+      // either may be read first, and that WORK_FAIL must not look like a failed job.
+      this.cancelling.add(job);
+      try {
+        await this.adminFor(conn).cancelJob(handle);
+      } finally {
+        this.cancelling.delete(job);
+      }
+    }
     job.fail(new GearmanCancelledError(`Job ${job.functionName} (${handle}) was cancelled while queued`));
   }
 
