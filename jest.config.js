@@ -6,6 +6,7 @@ export default {
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   moduleNameMapper: {
     '^nestjs-gearman$': '<rootDir>/lib/index.ts',
+    '^nestjs-gearman/health$': '<rootDir>/lib/health/health.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

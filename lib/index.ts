@@ -1,3 +1,4 @@
 export * from './protocol/index.js';
 export * from './engine/index.js';
 export * from './nest/index.js';
+export * from './health/index.js';

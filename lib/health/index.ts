@@ -1,0 +1,2 @@
+export * from './gearman-admin.service.js';
+export * from './gearman-admin.module.js';
