@@ -22,5 +22,6 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}, rand
   const o = { ...DEFAULT_BACKOFF, ...options };
   const base = Math.min(o.maxDelay, o.initialDelay * o.factor ** Math.max(0, attempt - 1));
   const spread = base * o.jitter;
-  return Math.max(0, Math.round(base - spread + random() * 2 * spread));
+  // Clamped again after the jitter: maxDelay is documented as the largest delay.
+  return Math.max(0, Math.min(o.maxDelay, Math.round(base - spread + random() * 2 * spread)));
 }
