@@ -157,6 +157,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     try {
       await Promise.any(this.connections.map((c) => c.waitConnected(timeout)));
     } catch (err) {
+      this.assertOpen(); // close() during connect(): CLOSED, not NO_SERVER
       const causes = (err as AggregateError).errors as Error[];
       throw new GearmanConnectionError(
         'NO_SERVER',

@@ -71,6 +71,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
+  /** waitConnected() calls to reject when close() is called, even between attempts (no socket, no event). */
+  private readonly closeWaiters = new Set<() => void>();
   private readonly options: Required<Omit<ConnectionOptions, 'reconnect'>> & { reconnect: BackoffOptions | false };
 
   constructor(
@@ -124,6 +126,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
         clearTimeout(timer);
         this.off('connected', onConnected);
         this.off('disconnected', onDisconnected);
+        this.closeWaiters.delete(onClosed);
         if (err) reject(err);
         else resolve();
       };
@@ -131,13 +134,18 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       const onDisconnected = () => {
         if (this.state === 'closed') done(this.closedError());
       };
+      const onClosed = () => done(this.closedError());
+      this.closeWaiters.add(onClosed);
       const timer = setTimeout(
         () =>
           done(
             new GearmanConnectionError(
               'CONNECT_TIMEOUT',
-              `Could not connect to gearmand at ${this.address} within ${timeoutMs} ms: check that gearmand runs there and is reachable`,
+              `Could not connect to gearmand at ${this.address} within ${timeoutMs} ms` +
+                // The socket's own error (refused, TLS certificate, ...) says what to fix.
+                `${this.lastError ? ` (last error: ${this.lastError.message})` : ''}: check that gearmand runs there and is reachable`,
               this.address,
+              { cause: this.lastError },
             ),
           ),
         timeoutMs,
@@ -178,6 +186,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.state = 'closed';
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
+    for (const onClosed of [...this.closeWaiters]) onClosed();
     const socket = this.socket;
     if (!socket || wasIdle) {
       this.failPending(this.closedError());
