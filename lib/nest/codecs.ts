@@ -37,10 +37,14 @@ function stringify(value: unknown, codec: string): Buffer {
   return text === undefined ? EMPTY : Buffer.from(text);
 }
 
-/** JSON (default): any JSON value; a Buffer passes as raw bytes; `undefined` is an empty payload. */
+/**
+ * JSON (default): any JSON value; a Buffer passes as raw bytes; `undefined` is an empty payload.
+ * `null` is written as `null`, so a handler's null result reaches the caller as null (as over Nest's
+ * own transports) instead of as "no value".
+ */
 export const jsonCodec: GearmanCodec = {
   name: 'json',
-  encode: (value) => bytes(value) ?? stringify(value, 'json'),
+  encode: (value) => (value === null ? Buffer.from('null') : (bytes(value) ?? stringify(value, 'json'))),
   decode(data) {
     if (data.length === 0) return undefined;
     try {
