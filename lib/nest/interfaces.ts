@@ -24,7 +24,11 @@ export interface GearmanServerOptions
 
 /** What `@MessagePattern(fn, extras)` / `@EventPattern(fn, extras)` may set for one function. */
 export interface GearmanPatternExtras {
-  /** CAN_DO_TIMEOUT in ms: gearmand requeues a job that runs longer (it does not fail it). */
+  /**
+   * CAN_DO_TIMEOUT in ms: gearmand requeues a job that runs longer (it does not fail it). gearmand
+   * 1.1.20 clears this timer whenever the worker sleeps waiting for work (PRE_SLEEP), which it does
+   * while a slot is free: the timeout is dependable only with `maxJobs: 1` (a warning is logged otherwise).
+   */
   timeout?: number;
   codec?: GearmanCodecOption;
   errorMode?: ErrorMode;

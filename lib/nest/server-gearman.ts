@@ -97,6 +97,16 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
     };
     this.routes.set(pattern, route);
     this.worker.register(pattern, (job) => this.handleJob(job, route), { timeout: extras.timeout, errorMode: route.errorMode });
+    const maxJobs = this.options.maxJobs ?? DEFAULT_MAX_JOBS;
+    if (extras.timeout !== undefined && maxJobs > 1) {
+      // gearmand 1.1.20 keeps one CAN_DO_TIMEOUT timer per connection and clears it on PRE_SLEEP,
+      // which this worker sends whenever a slot is free and the queue is empty (R8).
+      this.logger.warn?.(
+        `Pattern "${pattern}" has a timeout (CAN_DO_TIMEOUT ${extras.timeout} ms) but maxJobs is ${maxJobs}: gearmand clears its ` +
+          'timer when the worker waits for more work, so the timeout only fires while every slot is busy. ' +
+          'Use maxJobs: 1 for a dependable timeout, or enforce a deadline in the handler.',
+      );
+    }
   }
 
   private updateStatus(): void {
