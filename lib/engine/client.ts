@@ -529,12 +529,25 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     job.fail(new GearmanCancelledError(`Job ${job.functionName} (${handle}) was cancelled while queued`));
   }
 
+  /**
+   * Cancels a job this client gave up on (timeout, abort) if it is still queued, unless someone
+   * else waits for it: a job with a unique may have been merged with other submits (R2), of this
+   * client or of others, and cancelling it would fail theirs too.
+   */
   private cancelQuietly(job: GearmanJob): void {
     const conn = job.connection;
     if (!conn || !job.handle || this.closed) return;
     const handle = job.handle;
-    this.getStatus(handle, conn.address)
-      .then((s) => (s.known && !s.running ? this.adminFor(conn).cancelJob(handle) : false))
+    if (this.handles.get(conn)?.has(handle)) return; // another submit of this client shares the handle
+    const stillWanted = job.unique
+      ? conn.call(PacketType.GET_STATUS_UNIQUE, [job.unique]).then((p) => ({
+          queued: p.args[1].toString() === '1' && p.args[2].toString() === '0',
+          // Counts one client per foreground submit; this job's own submit is still among them.
+          others: (Number(p.args[5].toString()) || 0) > 1,
+        }))
+      : this.getStatus(handle, conn.address).then((s) => ({ queued: s.known && !s.running, others: false }));
+    stillWanted
+      .then((s) => (s.queued && !s.others ? this.adminFor(conn).cancelJob(handle) : false))
       .catch(noop);
   }
 
