@@ -1,0 +1,215 @@
+/**
+ * GearmanClient and GearmanWorker against a real gearmand 1.1.20, with foreign peers: client ids in
+ * `workers`, TLS through a node:tls front (Debian's gearmand has no SSL, R11), and the `gearman`
+ * CLI (libgearman) as client of our worker and as worker for our client.
+ */
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { Gearmand } from '../support/gearmand.js';
+import { deferred, eventually, fnName, Resources, within } from '../support/engine-kit.js';
+
+let gearmand: Gearmand;
+const res = new Resources();
+
+beforeAll(async () => {
+  gearmand = await Gearmand.start();
+});
+
+afterEach(() => res.closeAll());
+
+afterAll(async () => {
+  await gearmand?.dispose();
+});
+
+describe('client ids', () => {
+  it('shows the worker and client ids (SET_CLIENT_ID) in admin workers', async () => {
+    const fn = fnName('ids');
+    const worker = res.worker(gearmand.address, { clientId: 'thumbnailer-7' });
+    worker.register(fn, () => 'ok');
+    await worker.start();
+    const client = await res.client(gearmand.address, { clientId: 'web-frontend' });
+    // The echo is answered after SET_CLIENT_ID was handled (one FIFO per connection).
+    await client.echo(gearmand.address);
+    await expect(client.run(fn, 'x')).resolves.toEqual(Buffer.from('ok'));
+
+    const admin = res.admin(gearmand.address);
+    const rows = await eventually(async () => {
+      const all = await admin.workers();
+      return all.some((w) => w.clientId === 'thumbnailer-7') && all;
+    }, 3000, 'the worker to show in workers');
+    expect(rows.filter((w) => w.clientId === 'thumbnailer-7').map((w) => w.functions)).toEqual([[fn]]);
+    expect(rows.filter((w) => w.clientId === 'web-frontend').map((w) => w.functions)).toEqual([[]]);
+  });
+});
+
+describe('TLS', () => {
+  let dir: string;
+  let cert: Buffer;
+  let key: Buffer;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gearman-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore', timeout: 20_000 },
+    );
+    cert = readFileSync(join(dir, 'cert.pem'));
+    key = readFileSync(join(dir, 'key.pem'));
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A node:tls server that pipes each connection to gearmand in plaintext. */
+  async function tlsFront(): Promise<{ address: string; handshakes: () => number }> {
+    const sockets = new Set<Socket | TLSSocket>();
+    let handshakes = 0;
+    const server = createTlsServer({ key, cert }, (tlsSocket) => {
+      handshakes++;
+      const upstream = netConnect({ host: gearmand.host, port: gearmand.port });
+      for (const s of [tlsSocket, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          sockets.delete(s);
+          tlsSocket.destroy();
+          upstream.destroy();
+        });
+      }
+      tlsSocket.pipe(upstream);
+      upstream.pipe(tlsSocket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    res.defer(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    return { address: `127.0.0.1:${(server.address() as { port: number }).port}`, handshakes: () => handshakes };
+  }
+
+  it('runs a job with client and worker both on TLS (verified with the CA, and with rejectUnauthorized: false)', async () => {
+    const front = await tlsFront();
+    const fn = fnName('tls');
+    const worker = res.worker(front.address, { tls: { rejectUnauthorized: false } });
+    const streamed: string[] = [];
+    worker.register(fn, (job) => {
+      job.sendData('over tls');
+      return Buffer.concat([Buffer.from('secure:'), job.payload]);
+    });
+    await worker.start();
+    const client = await res.client(front.address, { tls: { ca: cert } });
+
+    const payload = Buffer.from([0, 1, 2, 0, 255]);
+    const job = client.submit(fn, payload);
+    job.on('data', (d) => streamed.push(d.toString()));
+    await expect(within(job.result(), 5000, 'the TLS round trip')).resolves.toEqual(Buffer.concat([Buffer.from('secure:'), payload]));
+    expect(streamed).toEqual(['over tls']);
+    // Both connections went through the TLS front to gearmand.
+    expect(job.handle).toMatch(/^H:/);
+    expect(front.handshakes()).toBe(2);
+  });
+
+  it('does not connect when the certificate is not trusted', async () => {
+    const front = await tlsFront();
+    const client = res.client(front.address, { tls: {}, connectTimeout: 1500, reconnect: false });
+    const error = await client.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error).toMatchObject({ code: 'NO_SERVER' });
+    // The reason is in the message, not just "could not connect".
+    expect(error!.message).toMatch(/self[- ]signed certificate/);
+  });
+});
+
+describe('the gearman CLI (libgearman)', () => {
+  const children = new Set<ChildProcess>();
+  afterEach(() => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    children.clear();
+  });
+
+  /** Runs the CLI as a client; resolves with its exit code and output (killed after `timeoutMs`). */
+  function cli(args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = execFile('gearman', ['-h', gearmand.host, '-p', String(gearmand.port), ...args], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+        const code = error ? ((error as { code?: unknown }).code as number | null) : 0;
+        resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
+      });
+      children.add(child);
+    });
+  }
+
+  it('calls our worker: `gearman -f fn payload` prints our result', async () => {
+    const fn = fnName('cli-call');
+    const worker = res.worker(gearmand.address);
+    const seen: { payload: string; unique: string }[] = [];
+    worker.register(fn, (job) => {
+      seen.push({ payload: job.payload.toString(), unique: job.unique });
+      job.sendStatus(1, 2);
+      return job.payload.toString().toUpperCase();
+    });
+    await worker.start();
+
+    const { code, stdout } = await cli(['-f', fn, 'hello from libgearman']);
+    expect(code).toBe(0);
+    // The CLI prints the result, and WORK_STATUS 1/2 as "50% Complete".
+    expect(stdout).toContain('50% Complete');
+    expect(stdout.replace('50% Complete\n', '')).toBe('HELLO FROM LIBGEARMAN');
+    expect(seen).toHaveLength(1);
+    expect(seen[0].payload).toBe('hello from libgearman');
+
+    // With a unique (-u), which our worker sees.
+    const second = await cli(['-f', fn, '-u', 'cli-unique-1', 'again']);
+    expect(second.stdout.replace('50% Complete\n', '')).toBe('AGAIN');
+    expect(seen[1]).toEqual({ payload: 'again', unique: 'cli-unique-1' });
+  });
+
+  it('sees a failing handler in errorMode "fail" as "Job failed" (exit 1), not a hang', async () => {
+    const fn = fnName('cli-fail');
+    const worker = res.worker(gearmand.address, { errorMode: 'fail' });
+    worker.register(fn, () => {
+      throw new Error('nope');
+    });
+    await worker.start();
+    const started = Date.now();
+    const { code, stderr, stdout } = await cli(['-f', fn, 'x'], 10_000);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(code).toBe(1);
+    expect(`${stdout}${stderr}`).toMatch(/fail/i);
+  });
+
+  it('runs our client job as a worker: `gearman -w -f fn -- tr a-z A-Z`', async () => {
+    const fn = fnName('cli-worker');
+    const child = spawn('gearman', ['-w', '-h', gearmand.host, '-p', String(gearmand.port), '-c', '2', '-f', fn, '--', 'tr', 'a-z', 'A-Z'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.add(child);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = deferred<number | null>();
+    child.once('exit', (code) => exited.resolve(code));
+
+    const client = await res.client(gearmand.address);
+    const admin = res.admin(gearmand.address);
+    // Wait for the CLI worker to register, so a failure to start shows as such.
+    await eventually(async () => (await admin.status()).find((s) => s.function === fn)?.workers === 1, 5000, `the CLI worker to register (${stderr})`);
+
+    await expect(within(client.run(fn, 'shout this'), 5000, 'the CLI worker result')).resolves.toEqual(Buffer.from('SHOUT THIS'));
+    // Binary-safe through a pipe: NUL bytes pass tr unchanged.
+    await expect(within(client.run(fn, Buffer.from('a\0b')), 5000, 'the CLI worker result')).resolves.toEqual(Buffer.from('A\0B'));
+    // -c 2: the CLI exits after two jobs.
+    await expect(within(exited.promise, 5000, 'the CLI worker to exit')).resolves.toBe(0);
+  });
+});
