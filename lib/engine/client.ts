@@ -425,12 +425,15 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     // Foreground jobs on a lost connection would never hear from gearmand again: fail (or retry) now.
     const entries = [...jobs.values()];
     jobs.clear();
-    const error = new GearmanConnectionError(
-      'CONNECTION_LOST',
-      `Lost the connection to gearmand at ${conn.address} while the job was running; gearmand keeps running it, ` +
-        'but its result cannot reach this client (submit with a unique and `retry` to resubmit automatically)',
-      conn.address,
-    );
+    // close() drops the connections itself: that is not a lost connection, and nothing will be retried.
+    const error = this.closed
+      ? new GearmanConnectionError('CLOSED', 'The Gearman client was closed while the job was running', conn.address)
+      : new GearmanConnectionError(
+          'CONNECTION_LOST',
+          `Lost the connection to gearmand at ${conn.address} while the job was running; gearmand keeps running it, ` +
+            'but its result cannot reach this client (submit with a unique and `retry` to resubmit automatically)',
+          conn.address,
+        );
     for (const entry of entries) for (const job of asList(entry)) this.retryOrFail(conn, job, error);
   }
 
