@@ -30,6 +30,63 @@ describe('encodePacket', () => {
   });
 });
 
+describe('encodePacket string and byte paths', () => {
+  const roundTrip = (type: number, args: (string | Uint8Array)[]) => {
+    const encoded = encodePacket(type, args, 'REQ');
+    expect(encoded.equals(buildPacket(type, args.map((a) => (typeof a === 'string' ? a : Buffer.from(a))), 'REQ'))).toBe(true);
+    return encoded;
+  };
+
+  it.each([
+    ['short ASCII', 'resize'],
+    ['short non-ASCII', 'größe-☃-😀'],
+    ['non-ASCII first', 'é'],
+    ['exactly 64 chars', 'x'.repeat(64)],
+    ['65 chars', 'y'.repeat(65)],
+    ['long non-ASCII', 'ü'.repeat(500)],
+    ['lone surrogate', 'a\ud800b'],
+  ])('writes %s strings in every argument position', (_label, text) => {
+    roundTrip(PacketType.SUBMIT_JOB, [text, text, text]);
+    roundTrip(PacketType.WORK_STATUS, [text, text, text]);
+  });
+
+  it.each([
+    ['a short string after non-ASCII', ['fn', 'ü\0x', 'data']],
+    ['a long string', ['fn', `${'u'.repeat(100)}\0`, 'data']],
+    ['a long Buffer', ['fn', Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(1)]), 'data']],
+  ])('rejects a NUL in %s', (_label, args) => {
+    expect(() => encodePacket(PacketType.SUBMIT_JOB, args)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENTS' }));
+  });
+
+  it('keeps NULs of a last string argument whatever its length', () => {
+    roundTrip(PacketType.WORK_FAIL, ['H:h:1\0']);
+    roundTrip(PacketType.WORK_COMPLETE, ['H:h:1', `${'d'.repeat(100)}\0${'é'.repeat(10)}\0`]);
+  });
+
+  it('encodes packets larger than the shared slab path and exactly sized', () => {
+    const data = 'z'.repeat(5000);
+    const encoded = roundTrip(PacketType.SUBMIT_JOB, ['fn', 'ü'.repeat(30), data]);
+    expect(encoded.length).toBe(12 + 2 + 1 + 60 + 1 + 5000);
+  });
+
+  it('returns independent packets: later encodes do not overwrite earlier ones', () => {
+    // Enough packets to run through several shared slabs.
+    const packets = Array.from({ length: 2000 }, (_, i) => encodePacket(PacketType.SUBMIT_JOB_BG, ['fn', `u${i}`, 'x'.repeat(i % 50)]));
+    const failures = packets.filter(
+      (p, i) => !p.equals(buildPacket(PacketType.SUBMIT_JOB_BG, ['fn', `u${i}`, 'x'.repeat(i % 50)], 'REQ')),
+    );
+    expect(failures).toHaveLength(0);
+  });
+
+  it('leaves no trace of a packet rejected half way', () => {
+    const before = encodePacket(PacketType.CAN_DO, ['a']);
+    expect(() => encodePacket(PacketType.SUBMIT_JOB, ['fn', 'bad\0unique', 'x'.repeat(100)])).toThrow();
+    const after = encodePacket(PacketType.CAN_DO, ['b']);
+    expect(before.toString('latin1')).toBe('\0REQ\0\0\0\x01\0\0\0\x01a');
+    expect(after.toString('latin1')).toBe('\0REQ\0\0\0\x01\0\0\0\x01b');
+  });
+});
+
 describe('PacketWriter', () => {
   it('batches many small packets into few chunks that decode to the same packets', () => {
     const writer = new PacketWriter('REQ', 4096);

@@ -1,77 +1,158 @@
+import { bufferOver } from './buffers.js';
 import { GearmanProtocolError } from './errors.js';
-import { HEADER_SIZE, MAGIC_REQ, MAGIC_RES, type Magic, PACKET_SPECS } from './packet-types.js';
+import { HEADER_SIZE, type Magic, PACKET_SPECS } from './packet-types.js';
 
 /** A packet argument: strings are written as UTF-8. */
 export type PacketArg = string | Uint8Array;
 
-function argLength(arg: PacketArg): number {
-  return typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
-}
-
 /**
- * Checks the argument count against the type's layout and that no NUL-terminated argument
- * contains a NUL (one would shift every later argument on the receiving side).
- * Returns the payload length.
+ * Strings up to this many characters are written by a JS loop in one pass (native calls cost
+ * more than the loop for the short handles and function names that make up most arguments).
  */
-function payloadLength(type: number, args: readonly PacketArg[]): number {
-  const spec = PACKET_SPECS[type];
-  if (!spec) throw new GearmanProtocolError('UNKNOWN_TYPE', `Cannot encode unknown packet type ${type}`);
-  const expected = spec.argc + (spec.data ? 1 : 0);
+const SHORT_STRING = 64;
+
+/** Per type: arguments in all, -1 for an unknown type. Flat for speed. */
+const ARG_COUNT = new Int8Array(256).fill(-1);
+PACKET_SPECS.forEach((spec, type) => {
+  if (spec) ARG_COUNT[type] = spec.argc + (spec.data ? 1 : 0);
+});
+
+/** Checks the type and argument count (the layout of PACKET_SPECS). */
+function checkArgs(type: number, args: readonly PacketArg[]): void {
+  const expected = type >= 0 && type < 256 ? ARG_COUNT[type] : -1;
+  if (expected < 0) throw new GearmanProtocolError('UNKNOWN_TYPE', `Cannot encode unknown packet type ${type}`);
   if (args.length !== expected) {
     throw new GearmanProtocolError(
       'BAD_ARGUMENTS',
-      `${spec.name} takes ${expected} argument(s), got ${args.length}`,
+      `${PACKET_SPECS[type]!.name} takes ${expected} argument(s), got ${args.length}`,
     );
   }
-  if (expected === 0) return 0;
-  let length = expected - 1; // one NUL after each argument but the last
-  const last = expected - 1;
-  for (let i = 0; i < last; i++) {
-    const arg = args[i];
-    if (typeof arg === 'string' ? arg.includes('\0') : arg.includes(0)) {
-      throw new GearmanProtocolError(
-        'BAD_ARGUMENTS',
-        `Argument ${i + 1} of ${spec.name} contains a NUL byte, which the protocol uses as separator`,
-      );
-    }
-    length += argLength(arg);
-  }
-  return length + argLength(args[last]);
 }
 
-/** Writes header and arguments at `offset`; returns the offset after the packet. */
+function nulError(type: number, index: number): GearmanProtocolError {
+  return new GearmanProtocolError(
+    'BAD_ARGUMENTS',
+    `Argument ${index + 1} of ${PACKET_SPECS[type]!.name} contains a NUL byte, which the protocol uses as separator`,
+  );
+}
+
+/**
+ * Bytes the packet needs at most: exact for byte arguments and long strings, 3 bytes per UTF-16
+ * unit (the UTF-8 worst case) for short strings, so those need only the one writing pass.
+ */
+function sizeBound(args: readonly PacketArg[], count: number): number {
+  let bound = HEADER_SIZE + (count > 0 ? count - 1 : 0);
+  for (let i = 0; i < count; i++) {
+    const arg = args[i];
+    if (typeof arg !== 'string') bound += arg.length;
+    else bound += arg.length <= SHORT_STRING ? 3 * arg.length : Buffer.byteLength(arg);
+  }
+  return bound;
+}
+
+/** Writes `s` as UTF-8 at `pos`; returns the position after it, or -1 if `noNul` and it has a NUL. */
+function writeString(target: Buffer, pos: number, s: string, noNul: boolean): number {
+  const n = s.length;
+  let i = 0;
+  if (n <= SHORT_STRING) {
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      // One test for both exits: NUL (0 - 1 wraps to 2^32 - 1) and non-ASCII (0x80 and up).
+      if ((c - 1) >>> 0 >= 0x7f) break;
+      target[pos + i] = c;
+    }
+    if (i === n) return pos + n;
+  }
+  // Long, not ASCII, or holding a NUL: the native encoder (rewriting what the loop wrote).
+  if (noNul && s.includes('\0', i)) return -1;
+  return pos + target.write(s, pos);
+}
+
+function hasNul(b: Uint8Array): boolean {
+  const n = b.length;
+  if (n > SHORT_STRING) return b.includes(0);
+  for (let i = 0; i < n; i++) if (b[i] === 0) return true;
+  return false;
+}
+
+/**
+ * Writes the packet at `offset` (room for sizeBound bytes is guaranteed by the caller) and
+ * returns the offset after it. With `omitLast` the last argument is counted in the header but
+ * not written (the caller sends it as its own chunk). A NUL inside a NUL-terminated argument
+ * throws BAD_ARGUMENTS; callers commit nothing before this returns.
+ */
 function writePacket(
   target: Buffer,
   offset: number,
   type: number,
   args: readonly PacketArg[],
-  payload: number,
   magic: Magic,
+  omitLast: boolean,
 ): number {
-  target.writeUInt32BE(magic === 'REQ' ? MAGIC_REQ : MAGIC_RES, offset);
-  target.writeUInt32BE(type, offset + 4);
-  target.writeUInt32BE(payload, offset + 8);
-  let pos = offset + HEADER_SIZE;
   const last = args.length - 1;
-  for (let i = 0; i <= last; i++) {
+  const written = omitLast ? last : args.length;
+  let pos = offset + HEADER_SIZE;
+  for (let i = 0; i < written; i++) {
     const arg = args[i];
+    const terminated = i < last;
     if (typeof arg === 'string') {
-      pos += target.write(arg, pos);
+      pos = writeString(target, pos, arg, terminated);
+      if (pos < 0) throw nulError(type, i);
     } else {
+      if (terminated && hasNul(arg)) throw nulError(type, i);
       target.set(arg, pos);
       pos += arg.length;
     }
-    if (i < last) target[pos++] = 0;
+    if (terminated) target[pos++] = 0;
   }
+  const payload = pos - offset - HEADER_SIZE + (omitLast ? args[last].length : 0);
+  // Byte stores instead of writeUInt32BE: this runs once per packet.
+  target[offset] = 0;
+  target[offset + 1] = 0x52; // R
+  target[offset + 2] = 0x45; // E
+  target[offset + 3] = magic === 'REQ' ? 0x51 : 0x53; // Q or S
+  target[offset + 4] = type >>> 24;
+  target[offset + 5] = type >>> 16;
+  target[offset + 6] = type >>> 8;
+  target[offset + 7] = type;
+  target[offset + 8] = payload >>> 24;
+  target[offset + 9] = payload >>> 16;
+  target[offset + 10] = payload >>> 8;
+  target[offset + 11] = payload;
   return pos;
 }
 
+/**
+ * Small packets are encoded straight into a shared slab and handed out as views of it, as
+ * Node's own pool does for Buffer.allocUnsafe; the slab position only advances once a packet
+ * was written, so its size need not be known beforehand.
+ */
+const SLAB_SIZE = 32 * 1024;
+const SMALL = 2 * 1024;
+// allocUnsafeSlow gives a Buffer of its own, at offset 0 of its ArrayBuffer.
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabMemory = slab.buffer as ArrayBuffer;
+let slabOffset = 0;
+
 /** Encodes one packet into a single new Buffer (header, arguments and data, no intermediate copies). */
 export function encodePacket(type: number, args: readonly PacketArg[], magic: Magic = 'REQ'): Buffer {
-  const payload = payloadLength(type, args);
-  const out = Buffer.allocUnsafe(HEADER_SIZE + payload);
-  writePacket(out, 0, type, args, payload, magic);
-  return out;
+  checkArgs(type, args);
+  const bound = sizeBound(args, args.length);
+  if (bound > SMALL) {
+    const out = Buffer.allocUnsafe(bound);
+    const end = writePacket(out, 0, type, args, magic, false);
+    return end === bound ? out : out.subarray(0, end);
+  }
+  if (slabOffset + bound > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabMemory = slab.buffer as ArrayBuffer;
+    slabOffset = 0;
+  }
+  const start = slabOffset;
+  const end = writePacket(slab, start, type, args, magic, false);
+  // Keep the next packet 8-byte aligned, as Node's pool does.
+  slabOffset = (end + 7) & ~7;
+  return bufferOver(slabMemory, start, end - start);
 }
 
 /** Payloads at least this large are passed to the socket as their own chunk instead of being copied. */
@@ -101,23 +182,20 @@ export class PacketWriter {
   }
 
   push(type: number, args: readonly PacketArg[]): void {
-    const payload = payloadLength(type, args);
+    checkArgs(type, args);
     const last = args[args.length - 1];
     if (last !== undefined && typeof last !== 'string' && last.length >= LARGE_DATA) {
       // Header and leading arguments go into the buffer, the data itself stays where it is.
-      const head = HEADER_SIZE + payload - last.length;
-      this.reserve(head);
-      const end = writePacket(this.buf, this.used, type, args.slice(0, -1).concat(EMPTY), payload, this.magic);
-      this.used = end;
+      this.reserve(sizeBound(args, args.length - 1) + 1);
+      this.used = writePacket(this.buf, this.used, type, args, this.magic, true);
       this.flushBuf();
       const data = Buffer.isBuffer(last) ? last : Buffer.from(last.buffer, last.byteOffset, last.length);
       this.chunks.push(data);
       this.chunkBytes += data.length;
       return;
     }
-    const size = HEADER_SIZE + payload;
-    this.reserve(size);
-    this.used = writePacket(this.buf, this.used, type, args, payload, this.magic);
+    this.reserve(sizeBound(args, args.length));
+    this.used = writePacket(this.buf, this.used, type, args, this.magic, false);
   }
 
   /** The encoded bytes since the last call, as chunks to write in order. */
@@ -146,5 +224,3 @@ export class PacketWriter {
     if (this.buf.length < size) this.buf = Buffer.allocUnsafe(Math.max(size, this.initialSize));
   }
 }
-
-const EMPTY = Buffer.alloc(0);
