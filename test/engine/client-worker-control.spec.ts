@@ -2,6 +2,7 @@
  * GearmanClient and GearmanWorker against a real gearmand 1.1.20: timeouts, abort signals,
  * cancelling, worker concurrency, CAN_DO_TIMEOUT and worker shutdown.
  */
+import { getEventListeners } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { GearmanAdmin } from '../../lib/engine/admin.js';
 import type { GearmanClient } from '../../lib/engine/client.js';
@@ -229,6 +230,38 @@ describe('abort signals', () => {
     expect(error).toBeInstanceOf(GearmanCancelledError);
     await eventually(() => cancelledOnServer(admin, handle), 3000, 'the job to be cancelled');
     await expectOnlyMarkerRuns(fn, client, admin, [handle]);
+  });
+  it('releases its abort listener when a job settles (one signal shared by many jobs)', async () => {
+    const fn = fnName('abort-shared');
+    const worker = res.worker(gearmand.address, { maxJobs: 4 });
+    worker.register(fn, (job) => job.payload);
+    await worker.start();
+    const client = await res.client(gearmand.address);
+    const controller = new AbortController();
+    const jobs = Array.from({ length: 50 }, (_, i) => client.submit(fn, String(i), { signal: controller.signal, timeout: 10_000 }));
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(50);
+    await within(Promise.all(jobs.map((j) => j.result())), 10_000, 'all results');
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    // Aborting now touches none of them.
+    controller.abort();
+    expect(jobs.every((j) => j.state === 'complete')).toBe(true);
+  });
+});
+
+describe('client close', () => {
+  it('fails jobs still waiting with CLOSED and refuses new submits', async () => {
+    const fn = fnName('client-close');
+    const client = await res.client(gearmand.address);
+    const queued = client.submit(fn, 'x');
+    await within(queued.created(), 5000, 'JOB_CREATED');
+    const inFlight = client.submit(fn, 'y');
+    await client.close();
+    for (const job of [queued, inFlight]) {
+      const error = await failureOf(job.result());
+      expect(error.code).toBe('CLOSED');
+    }
+    expect(() => client.submit(fn, 'z')).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    await expect(client.close()).resolves.toBeUndefined();
   });
 });
 

@@ -190,6 +190,24 @@ describe('the gearman CLI (libgearman)', () => {
     expect(`${stdout}${stderr}`).toMatch(/fail/i);
   });
 
+  it('gets nothing from a failing handler in the default errorMode "exception" (libgearman never matches WORK_FAIL "handle\\0")', async () => {
+    const fn = fnName('cli-exception');
+    const worker = res.worker(gearmand.address);
+    let ran = 0;
+    worker.register(fn, () => {
+      ran++;
+      throw new Error('nope');
+    });
+    await worker.start();
+    const started = Date.now();
+    const { code, stdout } = await cli(['-t', '1000', '-f', fn, 'x'], 10_000);
+    // The CLI waits for its own timeout and exits 0 without output: the reason errorMode 'fail' exists.
+    expect(ran).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(code).toBe(0);
+    expect(stdout).toBe('');
+  });
+
   it('runs our client job as a worker: `gearman -w -f fn -- tr a-z A-Z`', async () => {
     const fn = fnName('cli-worker');
     const child = spawn('gearman', ['-w', '-h', gearmand.host, '-p', String(gearmand.port), '-c', '2', '-f', fn, '--', 'tr', 'a-z', 'A-Z'], {
