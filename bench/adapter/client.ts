@@ -3,9 +3,9 @@
  * windowed by the harness driver (W1/W3), background submits fired back to back (W2).
  */
 import { GearmanClient, type GearmanError } from '../../lib/engine/index.js';
-import { loadCommon } from './harness.js';
+import { driver } from './driver.js';
 
-const B = loadCommon();
+const B = driver();
 const o = B.parseArgs();
 const client = new GearmanClient({ servers: [`${o.host}:${o.port}`], reconnect: false, submitTimeout: 120_000 });
 

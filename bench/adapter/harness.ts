@@ -1,5 +1,5 @@
 /**
- * Loads the bench harness's shared Node driver (`lib/node-common.js`: windowing, payloads,
+ * With BENCH_DRIVER=node-common: loads the bench harness's shared Node driver (`lib/node-common.js`: windowing, payloads,
  * verification, timing, JSON output), so this adapter is measured exactly like the library
  * adapters beside it. The harness is `$BENCH_HARNESS_DIR`, or `../shared/bench` next to the
  * project root (the layout the harness README assumes: run from the project root as

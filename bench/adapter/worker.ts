@@ -5,9 +5,9 @@
  * short queue).
  */
 import { GearmanWorker } from '../../lib/engine/index.js';
-import { loadCommon } from './harness.js';
+import { driver } from './driver.js';
 
-const B = loadCommon();
+const B = driver();
 const o = B.parseArgs();
 const maxJobs = Number(process.env.BENCH_WORKER_CONCURRENCY || 64);
 const worker = new GearmanWorker({ servers: [`${o.host}:${o.port}`], maxJobs, reconnect: false });
