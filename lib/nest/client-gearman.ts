@@ -34,21 +34,28 @@ const noop = () => undefined;
  * ```
  */
 export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
-  private readonly client: GearmanClient;
+  private client: GearmanClient;
+  private closed = false;
   private readonly codec: GearmanCodec;
   private connecting: Promise<void> | undefined;
+  /** Listeners given to `on()`, attached again to the engine client made after a `close()`. */
+  private readonly listeners: [event: string, callback: (...args: unknown[]) => void][] = [];
 
   constructor(private readonly options: GearmanClientProxyOptions = {}) {
     super();
     this.codec = resolveCodec(options.codec);
-    this.client = new GearmanClient(options);
-    this.client.on('connected', () => this._status$.next(GearmanStatus.CONNECTED));
-    this.client.on('disconnected', () => this.updateStatus());
-    this.client.on('reconnecting', () => this.updateStatus());
+    this.client = this.createClient();
   }
 
-  /** Connects (once; a failed attempt is forgotten so the next call tries again). */
+  /**
+   * Connects (once; a failed attempt is forgotten so the next call tries again). After `close()`,
+   * connects a new engine client, as Nest's own clients allow `close()` then `connect()`.
+   */
   connect(): Promise<void> {
+    if (this.closed) {
+      this.closed = false;
+      this.client = this.createClient();
+    }
     this.connecting ??= this.client.connect().catch((err: unknown) => {
       this.connecting = undefined;
       throw err;
@@ -58,12 +65,24 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
 
   async close(): Promise<void> {
     this.connecting = undefined;
+    this.closed = true;
     await this.client.close();
     this._status$.next(GearmanStatus.DISCONNECTED);
   }
 
   override on<K extends keyof ClientGearmanEvents>(event: K, callback: ClientGearmanEvents[K]): void {
+    this.listeners.push([event, callback as (...args: unknown[]) => void]);
     (this.client as EventEmitter).on(event, callback as (...args: unknown[]) => void);
+  }
+
+  private createClient(): GearmanClient {
+    const client = new GearmanClient(this.options);
+    // A closed client's late events must not report on its successor.
+    client.on('connected', () => client === this.client && this._status$.next(GearmanStatus.CONNECTED));
+    client.on('disconnected', () => client === this.client && this.updateStatus());
+    client.on('reconnecting', () => client === this.client && this.updateStatus());
+    for (const [event, callback] of this.listeners) (client as EventEmitter).on(event, callback);
+    return client;
   }
 
   /** The engine's GearmanClient (status queries, echo, raw submits). */
