@@ -214,6 +214,15 @@ describe('cancelling', () => {
 });
 
 describe('connection', () => {
+  it('close() with a call in flight fails that call with CLOSED instead of leaving it hanging', async () => {
+    await h.microservice({ controllers: [JobsController] });
+    const client = h.client();
+    const pending = lastValueFrom(client.send('held', 'x')).catch((e: unknown) => e);
+    await eventually(() => probe.calls === 1, 3000, 'the job to run');
+    await client.close();
+    expect(await within(pending, 3000, 'the in-flight call to settle')).toMatchObject({ code: 'CLOSED' });
+  });
+
   it("status emits 'connected', then 'disconnected' after close()", async () => {
     const { server } = await h.microservice({ controllers: [JobsController] });
     expect(await within(firstValueFrom(server.status), 1000, 'server status')).toBe('connected');
@@ -225,6 +234,19 @@ describe('connection', () => {
     expect(await within(firstValueFrom(client.status.pipe(filter((s) => s === 'connected'))), 1000, "'connected'")).toBe('connected');
     await client.close();
     expect(statuses).toEqual(['connected', 'disconnected']);
+  });
+
+  it('a closed client connects again on the next call, as Nest clients do (close() then connect())', async () => {
+    await h.microservice({ controllers: [JobsController] });
+    const client = h.client();
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    expect(await lastValueFrom(client.send('sum', [1, 1]))).toBe(2);
+    await client.close();
+    expect(await within(lastValueFrom(client.send('sum', [2, 2])), 5000, 'send() after close()')).toBe(4);
+    expect(await within(firstValueFrom(client.status), 1000, 'status')).toBe('connected');
+    expect(await lastValueFrom(client.emit('record', 'again'))).toMatch(/^H:/);
+    expect(errors).toEqual([]);
   });
 
   it('connect() that failed is retried by the next call, which succeeds once gearmand is up', async () => {

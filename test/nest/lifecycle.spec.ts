@@ -132,6 +132,23 @@ describe('graceful close', () => {
   });
 });
 
+describe('maxJobs', () => {
+  it('runs at most maxJobs handlers at once; the rest wait in gearmand', async () => {
+    probe.expectStarted = 2;
+    await h.microservice({ controllers: [WorkController] }, { maxJobs: 2 });
+    const admin = h.admin();
+    const client = h.client();
+    const results = [1, 2, 3, 4, 5].map((n) => lastValueFrom(client.send('work', n)));
+    await within(probe.allStarted.promise, 5000, 'two handlers running');
+    await eventually(async () => (await functionStatus(admin, 'work')).total === 5, 3000, 'all five jobs to be queued');
+    await observe(200);
+    expect(probe.started).toHaveLength(2);
+    expect(await functionStatus(admin, 'work')).toEqual({ total: 5, running: 2, workers: 1 });
+    probe.release.resolve();
+    expect(await within(Promise.all(results), 5000, 'all results')).toEqual([10, 20, 30, 40, 50]);
+  });
+});
+
 describe('listen()', () => {
   it('rejects with a clear error within connectTimeout when nothing listens', async () => {
     const port = await freePort();

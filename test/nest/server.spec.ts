@@ -13,15 +13,17 @@ import {
   type CanActivate,
   Catch,
   Controller,
+  Inject,
   type ExecutionContext,
   type NestInterceptor,
   type PipeTransform,
   type RpcExceptionFilter,
+  Scope,
   UseFilters,
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import { CONTEXT, Ctx, EventPattern, MessagePattern, Payload, type RequestContext, RpcException } from '@nestjs/microservices';
 import { EmptyError, lastValueFrom, map, Observable, of, throwError, toArray } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
 import { GearmanContext, GearmanRecordBuilder } from '../../lib/nest/index.js';
@@ -37,6 +39,7 @@ function newProbe() {
   return {
     event: deferred<{ data: unknown; handle: string; metadata: unknown }>(),
     pipeInput: [] as unknown[],
+    second: deferred<unknown>(),
   };
 }
 
@@ -235,7 +238,41 @@ class EventsController {
   }
 }
 
-const controllers = [RpcController, EventsController];
+/** A second handler for 'ev.ok' (Nest chains event handlers of one pattern) and an object pattern. */
+@Controller()
+class MoreController {
+  @EventPattern<string>('ev.ok')
+  alsoOk(@Payload() data: unknown): void {
+    probe.second.resolve(data);
+  }
+
+  @MessagePattern({ cmd: 'sum', version: 2 })
+  sumV2(@Payload() data: number[]): { v: number; sum: number } {
+    return { v: 2, sum: data.reduce((a, b) => a + b, 0) };
+  }
+}
+
+/** Request scope: Nest builds the controller per job and injects the RequestContext. */
+@Controller({ scope: Scope.REQUEST })
+class PerJobController {
+  private static instances = 0;
+  readonly instance = ++PerJobController.instances;
+
+  constructor(@Inject(CONTEXT) private readonly request: RequestContext<unknown, GearmanContext>) {}
+
+  @MessagePattern('scoped')
+  scoped(@Payload() data: unknown) {
+    return {
+      data,
+      pattern: this.request.getPattern(),
+      requestData: this.request.getData(),
+      handle: this.request.getContext().getHandle().startsWith('H:'),
+      instance: this.instance,
+    };
+  }
+}
+
+const controllers = [RpcController, EventsController, MoreController, PerJobController];
 
 beforeAll(async () => {
   gearmand = await Gearmand.start();
@@ -260,6 +297,15 @@ describe('request/response', () => {
     // Several calls in flight at once, each with its own answer.
     const many = await Promise.all([1, 2, 3, 4, 5].map((n) => lastValueFrom(client.send('sum', [n, n]))));
     expect(many).toEqual([2, 4, 6, 8, 10]);
+  });
+
+  it('serves object patterns under the function name Nest normalises them to', async () => {
+    const { logger } = await h.microservice({ controllers });
+    expect(await lastValueFrom(h.client().send({ version: 2, cmd: 'sum' }, [1, 2]))).toEqual({ v: 2, sum: 3 });
+    // Keys sorted, as Nest's own transports route them: what a foreign client must call.
+    expect(logger.find('log', /functions: /)[0]).toContain('{"cmd":"sum","version":2}');
+    const raw = await h.engineClient();
+    expect((await raw.run('{"cmd":"sum","version":2}', '[4,5]')).toString()).toBe('{"v":2,"sum":9}');
   });
 
   it('puts the plain JSON of the value on the wire (what a foreign client reads)', async () => {
@@ -362,6 +408,18 @@ describe('errors reach the client as Nest transports deliver them', () => {
   });
 });
 
+describe('request-scoped controllers', () => {
+  it('get a fresh instance per job and the RequestContext with pattern, data and GearmanContext', async () => {
+    await h.microservice({ controllers });
+    const client = h.client();
+    const first = await lastValueFrom(client.send('scoped', { n: 1 }));
+    const second = await lastValueFrom(client.send('scoped', { n: 2 }));
+    expect(first).toMatchObject({ data: { n: 1 }, pattern: 'scoped', requestData: { n: 1 }, handle: true });
+    expect(second).toMatchObject({ data: { n: 2 }, pattern: 'scoped', requestData: { n: 2 }, handle: true });
+    expect(second.instance).not.toBe(first.instance);
+  });
+});
+
 describe('Nest enhancers', () => {
   it('a guard: allowed calls run, rejected ones reach the client as Forbidden resource', async () => {
     await h.microservice({ controllers });
@@ -406,6 +464,8 @@ describe('@EventPattern: background jobs', () => {
     const handle = await within(lastValueFrom(client.emit('ev.ok', { order: 42 })), 5000, 'emit()');
     expect(handle).toMatch(/^H:/);
     expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({ data: { order: 42 }, handle, metadata: 'none' });
+    // Every handler of the pattern runs (Nest chains them on one Gearman function).
+    expect(await within(probe.second.promise, 5000, 'the second event handler')).toEqual({ order: 42 });
   });
 
   it('a failing event handler ends its job with WORK_FAIL and logs the error', async () => {
