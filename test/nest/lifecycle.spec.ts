@@ -8,7 +8,7 @@ import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload, Transport } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { GearmanContext, GearmanRecordBuilder, ServerGearman } from '../../lib/nest/index.js';
+import { GEARMAN_TRANSPORT, GearmanContext, GearmanRecordBuilder, ServerGearman } from '../../lib/nest/index.js';
 import { freePort, Gearmand } from '../support/gearmand.js';
 import { CapturingLogger, deferred, eventually, functionStatus, NestHarness, within } from '../support/nest-kit.js';
 import { observe } from '../support/wait-for.js';
@@ -62,6 +62,11 @@ class HybridController {
   @MessagePattern('hybrid.tcp', Transport.TCP)
   tcpOnly(): string {
     return 'tcp';
+  }
+
+  @MessagePattern('hybrid.explicit', GEARMAN_TRANSPORT)
+  explicit(): string {
+    return 'gearman only';
   }
 
   @EventPattern<string>('hybrid.event')
@@ -149,6 +154,29 @@ describe('maxJobs', () => {
   });
 });
 
+describe('gearmand restarts', () => {
+  it('server and client report reconnecting, then connected, and serve again', async () => {
+    probe.release.resolve();
+    const fast = { reconnect: { initialDelay: 50, maxDelay: 200 } };
+    const { server } = await h.microservice({ controllers: [WorkController] }, fast);
+    const client = h.client(fast);
+    expect(await lastValueFrom(client.send('work', 1))).toBe(10);
+    const serverStatus: string[] = [];
+    const clientStatus: string[] = [];
+    const subs = [server.status.subscribe((s) => serverStatus.push(s)), client.status.subscribe((s) => clientStatus.push(s))];
+    h.defer(() => subs.forEach((s) => s.unsubscribe()));
+
+    await gearmand.kill();
+    await eventually(() => serverStatus.includes('reconnecting') && clientStatus.includes('reconnecting'), 3000, 'reconnecting');
+    await gearmand.restart();
+    await eventually(() => serverStatus.at(-1) === 'connected' && clientStatus.at(-1) === 'connected', 5000, 'connected again');
+    expect(serverStatus).toEqual(['connected', 'reconnecting', 'connected']);
+    expect(clientStatus).toEqual(['connected', 'reconnecting', 'connected']);
+    // The worker registered its functions again on the new gearmand.
+    expect(await within(lastValueFrom(client.send('work', 2)), 5000, 'a call after the restart')).toBe(20);
+  });
+});
+
 describe('listen()', () => {
   it('rejects with a clear error within connectTimeout when nothing listens', async () => {
     const port = await freePort();
@@ -185,9 +213,10 @@ describe('hybrid application', () => {
     const admin = h.admin();
     const ours = (await admin.workers()).filter((w) => w.clientId === 'hybrid-under-test');
     expect(ours).toHaveLength(1);
-    expect([...ours[0].functions].sort()).toEqual(['hybrid.event', 'hybrid.gearman']);
+    expect([...ours[0].functions].sort()).toEqual(['hybrid.event', 'hybrid.explicit', 'hybrid.gearman']);
+    expect(await lastValueFrom(client.send('hybrid.explicit', {}))).toBe('gearman only');
     expect((await admin.status()).map((s) => s.function)).not.toContain('hybrid.tcp');
-    expect(await logger.waitFor('log', /functions: /)).toBe('Gearman worker connected; functions: hybrid.gearman, hybrid.event');
+    expect(await logger.waitFor('log', /functions: /)).toBe('Gearman worker connected; functions: hybrid.gearman, hybrid.explicit, hybrid.event');
   });
 });
 

@@ -129,6 +129,11 @@ class RpcController {
     return null;
   }
 
+  @MessagePattern('unserialisable')
+  unserialisable(): unknown {
+    return { big: 10n };
+  }
+
   @MessagePattern('rpc.object')
   rpcObject(): never {
     throw new RpcException({ code: 'E_NOPE', message: 'nope' });
@@ -383,6 +388,12 @@ describe('errors reach the client as Nest transports deliver them', () => {
     await h.microservice({ controllers });
     const client = h.client();
     await expect(lastValueFrom(client.send('plain.error', {}))).rejects.toEqual({ status: 'error', message: 'Internal server error' });
+  });
+
+  it('a result the codec cannot write: a clear error instead of a hang', async () => {
+    await h.microservice({ controllers });
+    const error = await within(lastValueFrom(h.client().send('unserialisable', {})).catch((e: unknown) => e), 5000, 'the error');
+    expect(error).toMatchObject({ status: 'error', message: expect.stringContaining('The json codec cannot serialise this value') });
   });
 
   it('goes on the wire as WORK_EXCEPTION carrying that JSON', async () => {
