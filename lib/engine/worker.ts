@@ -33,7 +33,11 @@ export interface GearmanWorkerOptions {
 }
 
 export interface RegisterOptions {
-  /** CAN_DO_TIMEOUT in ms: gearmand requeues the job (it does not fail it) when it runs longer (R8). */
+  /**
+   * CAN_DO_TIMEOUT in ms: gearmand requeues the job (it does not fail it) when it runs longer (R8).
+   * gearmand keeps one timer per connection and clears it on PRE_SLEEP, which a worker with free
+   * slots sends while a job runs: only a worker with `maxJobs: 1` can rely on it.
+   */
   timeout?: number;
   /** Overrides the worker's `errorMode` for this function. */
   errorMode?: ErrorMode;
