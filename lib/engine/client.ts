@@ -334,7 +334,12 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   /** Sends the job to a live server, or parks it until one connects (up to connectTimeout). */
   private route(job: GearmanJob, exclude?: Set<GearmanConnection>, deadline?: number): void {
     if (job.finished) return;
-    const conn = this.pool.pick(this.strategy, job.unique || undefined, exclude);
+    // `exclude` (the server a retried job was lost on) is only a preference: when no other server is
+    // live, that server is used again once it is back (a restarted gearmand lost the job with its memory).
+    const pick = (patient: boolean) =>
+      this.pool.pick(this.strategy, job.unique || undefined, exclude, patient) ??
+      (exclude ? this.pool.pick(this.strategy, job.unique || undefined, undefined, patient) : undefined);
+    const conn = pick(true);
     if (!conn) {
       for (const c of this.connections) c.start();
       const timeout = this.options.connectTimeout ?? 5000;
@@ -345,7 +350,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
         deadline: until,
         timer: setTimeout(() => {
           // Last chance: any live server, even if the unique's own server is still connecting.
-          const live = entry.job.finished ? undefined : this.pool.pick(this.strategy, entry.job.unique || undefined, exclude, false);
+          const live = entry.job.finished ? undefined : pick(false);
           if (live) this.send(live, entry.job);
           else entry.job.fail(this.noServerError(timeout));
         }, Math.max(0, until - Date.now())),
