@@ -30,17 +30,21 @@ PACKET_SPECS.forEach((spec, type) => {
 /** Big-endian uint32 at `o` (the caller has checked the bounds). */
 const u32 = (b: Buffer, o: number): number => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 
-/** Remainder buffers start this small and double up to the packet's announced size. */
+/** Packets up to this size get a remainder buffer of their announced size at once (no regrowth). */
+const TRUSTED_SIZE = 4 * 1024 * 1024;
+/** Larger ones start this small and double up to the packet's announced size. */
 const MIN_REMAINDER = 16 * 1024;
 
 /**
  * Streaming decoder: feed it chunks in any split, it calls `onPacket` once per complete packet.
  *
  * A packet wholly inside a chunk is parsed in place: its arguments are slices of that chunk.
- * A packet split across chunks is gathered in one remainder buffer, sized by the packet's length
- * (checked against the limit) and grown by doubling as bytes arrive, so a false length costs no
- * up-front allocation. That buffer is handed over to the packet it completes, so the slices stay
- * valid after later chunks arrive.
+ * A packet split across chunks is gathered in one remainder buffer of the packet's length (checked
+ * against the limit). Above 4 MiB it starts small and grows by doubling as bytes arrive, so a false
+ * length costs at most 4 MiB up front. That buffer is handed over to the packet it completes, so
+ * the slices stay valid after later chunks arrive. A reader that can choose where its bytes land
+ * (a socket with `onread`) may read the rest of a large packet straight into that buffer:
+ * {@link PacketDecoder.readTarget} and {@link PacketDecoder.commitTarget}.
  *
  * Malformed input throws {@link GearmanProtocolError}; the stream is then unusable (close it).
  * `onPacket` must not throw.
@@ -66,6 +70,31 @@ export class PacketDecoder {
   /** Bytes held for a packet not yet complete. */
   get bufferedBytes(): number {
     return this.headerFilled + (this.remainder ? this.remainder.length : 0);
+  }
+
+  /**
+   * Where the missing bytes of a packet already begun may be written directly (no copy): a view of
+   * its remainder buffer, at most as long as the bytes still missing. Undefined unless a packet's
+   * payload is under way with at least `min` bytes missing. Report what was written with
+   * {@link commitTarget} before pushing anything else.
+   */
+  readTarget(min = 1): Buffer | undefined {
+    const remainder = this.remainder;
+    if (remainder === null) return undefined;
+    const missing = this.size - this.remainderFilled;
+    if (missing < Math.max(1, min)) return undefined;
+    if (this.remainderFilled === remainder.length) this.grow(this.remainderFilled + 1);
+    return view(this.remainder!, this.remainderFilled, Math.min(this.remainder!.length, this.size));
+  }
+
+  /** `written` bytes were stored at the start of the last {@link readTarget}; completes the packet if it was the rest. */
+  commitTarget(written: number): void {
+    const remainder = this.remainder;
+    if (remainder === null || written < 0 || this.remainderFilled + written > Math.min(remainder.length, this.size)) {
+      throw new RangeError(`commitTarget(${written}) does not match the last readTarget()`);
+    }
+    this.remainderFilled += written;
+    if (this.remainderFilled === this.size) this.finish(remainder, 0);
   }
 
   /** Forgets any partial packet (after a reconnect). */
@@ -124,21 +153,26 @@ export class PacketDecoder {
 
   private startRemainder(chunk: Buffer, offset: number): number {
     if (this.size === 0) return this.finish(Buffer.alloc(0), offset);
+    const size = this.size;
     const available = chunk.length - offset;
-    this.remainder = Buffer.allocUnsafe(Math.min(this.size, Math.max(MIN_REMAINDER, available)));
+    this.remainder = Buffer.allocUnsafe(size <= TRUSTED_SIZE ? size : Math.min(size, Math.max(MIN_REMAINDER, available)));
     this.remainderFilled = 0;
     return this.fillRemainder(chunk, offset);
+  }
+
+  /** Regrows the remainder buffer (doubling, capped at the packet's size) to hold `needed` bytes. */
+  private grow(needed: number): void {
+    const remainder = this.remainder!;
+    const grown = Buffer.allocUnsafe(Math.min(this.size, Math.max(remainder.length * 2, needed)));
+    remainder.copy(grown, 0, 0, this.remainderFilled);
+    this.remainder = grown;
   }
 
   private fillRemainder(chunk: Buffer, offset: number): number {
     const need = this.size - this.remainderFilled;
     const take = Math.min(need, chunk.length - offset);
-    let remainder = this.remainder!;
-    if (this.remainderFilled + take > remainder.length) {
-      const grown = Buffer.allocUnsafe(Math.min(this.size, Math.max(remainder.length * 2, this.remainderFilled + take)));
-      remainder.copy(grown, 0, 0, this.remainderFilled);
-      remainder = this.remainder = grown;
-    }
+    if (this.remainderFilled + take > this.remainder!.length) this.grow(this.remainderFilled + take);
+    const remainder = this.remainder!;
     chunk.copy(remainder, this.remainderFilled, offset, offset + take);
     this.remainderFilled += take;
     if (this.remainderFilled < this.size) return -1;
