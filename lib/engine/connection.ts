@@ -49,6 +49,13 @@ const REPLY_TYPES = new Set<number>([
   PacketType.OPTION_RES,
 ]);
 
+/** TCP reads land in a reusable buffer of this size (`onread`), not in a new one per read. */
+const READ_BUFFER = 64 * 1024;
+/** A read at least this long keeps the read buffer (the packets are views of it); a shorter one is copied out. */
+const KEEP_READ = READ_BUFFER / 2;
+/** The rest of a packet is read straight into its own buffer when at least this much of it is missing. */
+const DIRECT_READ = 32 * 1024;
+
 /**
  * One gearmand connection: TCP or TLS, TCP_NODELAY, reconnect with backoff, writes batched per
  * event-loop turn, and one FIFO of requests awaiting replies, since gearmand answers each
@@ -67,6 +74,9 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private readonly replies = new Fifo<ReplyHandler>();
   private flushScheduled = false;
   private waitingDrain = false;
+  /** TCP: the buffer the next read lands in (`onread`), and whether it is a packet's own buffer. */
+  private readBuffer: Buffer | undefined;
+  private readingDirect = false;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
@@ -102,7 +112,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   /** True while the socket has more than `highWaterMark` bytes waiting: producers should hold back. */
   get congested(): boolean {
-    return this.waitingDrain || this.writer.pendingBytes > this.options.highWaterMark;
+    return this.writer.pendingBytes + (this.socket?.writableLength ?? 0) > this.options.highWaterMark;
   }
 
   /** Requests awaiting their reply. */
@@ -209,9 +219,17 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private open(): void {
     this.state = this.attempt === 0 ? 'connecting' : 'reconnecting';
     const { host, port, tls } = this.server;
-    const socket = tls
+    this.readingDirect = false;
+    this.readBuffer = undefined;
+    // TCP reads go through `onread` (no stream machinery, no buffer per read, large packets read in
+    // place); TLS sockets deliver 'data' events.
+    const socket: Socket = tls
       ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ...tls })
-      : netConnect({ host, port });
+      : netConnect({
+          host,
+          port,
+          onread: { buffer: () => this.nextReadBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(socket, n, buf) },
+        });
     this.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
@@ -225,7 +243,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       );
     }, this.options.connectTimeout);
     socket.once(tls ? 'secureConnect' : 'connect', () => this.onOpen(socket));
-    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    if (tls) socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('drain', () => {
       this.waitingDrain = false;
       this.flush();
@@ -259,6 +277,35 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       // A protocol error leaves the stream unusable: drop it and start afresh.
       socket.destroy(err as Error);
     }
+  }
+
+  /** Where the next TCP read goes: the rest of a large packet in place, else the read buffer. */
+  private nextReadBuffer(): Buffer {
+    const target = this.decoder.readTarget(DIRECT_READ);
+    this.readingDirect = target !== undefined;
+    return target ?? (this.readBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER));
+  }
+
+  /** `onread` callback; true keeps the socket reading. */
+  private onRead(socket: Socket, n: number, buf: Uint8Array): boolean {
+    if (socket !== this.socket) return true;
+    try {
+      if (this.readingDirect) {
+        this.decoder.commitTarget(n);
+      } else if (n >= KEEP_READ) {
+        // Packets may keep views of these bytes: the buffer goes with them, the next read gets a new one.
+        this.readBuffer = undefined;
+        this.decoder.push(Buffer.from(buf.buffer, buf.byteOffset, n));
+      } else {
+        // Copied out (small reads come from Node's pool), so the read buffer can be reused.
+        const chunk = Buffer.allocUnsafe(n);
+        chunk.set(n === buf.length ? buf : buf.subarray(0, n));
+        this.decoder.push(chunk);
+      }
+    } catch (err) {
+      socket.destroy(err as Error);
+    }
+    return true;
   }
 
   private onClose(socket: Socket): void {
@@ -343,7 +390,10 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private flush(): void {
     const socket = this.socket;
-    if (!socket || this.waitingDrain || this.writer.pendingBytes === 0 || this.state === 'connecting' || this.state === 'reconnecting') return;
+    if (!socket || this.writer.pendingBytes === 0 || this.state === 'connecting' || this.state === 'reconnecting') return;
+    // Past the high-water mark, the rest waits for 'drain'; below it, small packets (a GRAB behind a
+    // large WORK_COMPLETE) go to the socket at once instead of waiting for the large one to leave.
+    if (this.waitingDrain && socket.writableLength > this.options.highWaterMark) return;
     const chunks = this.writer.take();
     let ok = true;
     if (chunks.length === 1) ok = socket.write(chunks[0]);
@@ -352,7 +402,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       for (const chunk of chunks) ok = socket.write(chunk);
       socket.uncork();
     }
-    if (!ok) this.waitingDrain = true;
+    this.waitingDrain = !ok;
   }
 }
 
