@@ -239,6 +239,52 @@ describe('hash strategy (default)', () => {
   });
 });
 
+describe('a worker connected to all three servers', () => {
+  it('keeps running jobs while one server is down and takes jobs from it again after its restart', async () => {
+    const fn = fnName('serve');
+    const ran: string[] = [];
+    const worker = new GearmanWorker({ servers: addresses(0, 1, 2), maxJobs: 4, reconnect: FAST_RECONNECT });
+    cleanups.push(() => worker.close(1000));
+    worker.register(fn, (job) => {
+      ran.push(job.server);
+      return `${job.payload.toString()}@${job.server}`;
+    });
+    await worker.start();
+    await Promise.all(worker.connections.map((c) => c.waitConnected(2000)));
+    const client = await connectedClient({ servers: addresses(0, 1, 2) });
+    const uniques = range(30, 'serve');
+    const victim = servers[2];
+
+    const runAll = async (label: string) => {
+      const jobs = uniques.map((u) => client.submit(fn, `${label}-${u}`, { unique: `${label}-${u}` }));
+      const results = await within(Promise.all(jobs.map((j) => j.result())), 10_000, `${label} results`);
+      results.forEach((r, i) => expect(r.toString()).toBe(`${label}-${uniques[i]}@${jobs[i].server}`));
+      return jobs;
+    };
+
+    const before = await runAll('before');
+    expect(new Set(before.map((j) => j.server)).size).toBe(3);
+
+    const clientDown = waitForEvent(client, 'disconnected', { filter: (s: string) => s === victim.address });
+    const workerDown = waitForEvent(worker, 'disconnected', { filter: (s: string) => s === victim.address });
+    await victim.kill();
+    await Promise.all([clientDown, workerDown]);
+    const during = await runAll('during');
+    expect(during.filter((j) => j.server === victim.address)).toHaveLength(0);
+
+    const clientUp = waitForEvent(client, 'connected', { filter: (s: string) => s === victim.address, timeoutMs: 5000 });
+    const workerUp = waitForEvent(worker, 'connected', { filter: (s: string) => s === victim.address, timeoutMs: 5000 });
+    await victim.restart();
+    await Promise.all([clientUp, workerUp]);
+    ran.length = 0;
+    const after = await runAll('after');
+    const onVictim = after.filter((j) => j.server === victim.address).length;
+    expect(onVictim).toBeGreaterThan(0);
+    // Every job on the restarted server was run through the worker's new connection to it.
+    expect(ran.filter((s) => s === victim.address)).toHaveLength(onVictim);
+  });
+});
+
 describe('round-robin strategy', () => {
   it('spreads jobs without a unique evenly', async () => {
     const fn = fnName('rr');

@@ -87,9 +87,11 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
 
       const clientUp = waitForEvent(c, 'connected', { timeoutMs: 5000, what: 'the client to reconnect' });
       const workerUp = waitForEvent(w, 'connected', { timeoutMs: 5000, what: 'the worker to reconnect' });
-      await server.restart();
+      // Timed from the restart() call: gearmand's own start-up is part of the recovery time.
       const restarted = performance.now();
       const since = () => Math.round(performance.now() - restarted);
+      await server.restart();
+      const answeredAt = since();
 
       // Submitted at once: parked until the client is connected again, run once the worker re-registered.
       const first = c.run(fn, `after-${cycle}`);
@@ -97,7 +99,8 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
       expect((await within(first, 5000, 'the first job after the restart')).toString()).toBe(`ok:after-${cycle}`);
       const firstJobAt = since();
       measured.push(
-        `gearmand restart #${cycle}: client connected after ${clientAt} ms, worker after ${workerAt} ms, first job completed after ${firstJobAt} ms`,
+        `gearmand restart #${cycle}: gearmand answered after ${answeredAt} ms, client connected after ${clientAt} ms, ` +
+          `worker after ${workerAt} ms, first job completed after ${firstJobAt} ms`,
       );
       expect(firstJobAt).toBeLessThan(3000);
 
