@@ -1,4 +1,4 @@
-import { ALL_TYPES, BINARY_DATA, SAMPLE_ARGS, buildPacket, show } from '../../test/support/packets.js';
+import { ALL_TYPES, BINARY_DATA, SAMPLE_ARGS, buildPacket, prng, show } from '../../test/support/packets.js';
 import { encodePacket } from './encoder.js';
 import { PacketDecoder } from './decoder.js';
 import { type Magic, type Packet, PACKET_SPECS, PacketType, packetArgCount } from './packet-types.js';
@@ -106,6 +106,24 @@ describe('PacketDecoder chunking', () => {
       }
     }
     expect(failures).toBe(0);
+  });
+
+  it('decodes large chunks (scanned a word at a time) exactly like packet-by-packet chunks', () => {
+    // Argument lengths 0..9 put every NUL at every offset modulo 4, with bytes >= 0x80 around.
+    const random = prng(42);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      const arg = () => Buffer.from(Array.from({ length: (random() * 10) | 0 }, () => 1 + ((random() * 255) | 0)));
+      frames.push(buildPacket(PacketType.JOB_ASSIGN_UNIQ, [arg(), arg(), arg(), Buffer.from([0, 0x80, 0])]));
+    }
+    const big = Buffer.concat(frames);
+    expect(big.length).toBeGreaterThan(4096);
+    const one = decodeAll(frames).map(show);
+    expect(one).toHaveLength(400);
+    expect(decodeAll([big]).map(show)).toEqual(one);
+    // And at an odd byte offset inside its ArrayBuffer.
+    const shifted = Buffer.concat([Buffer.from([9]), big]).subarray(1);
+    expect(decodeAll([shifted]).map(show)).toEqual(one);
   });
 
   it('returns arguments that are slices of the input for packets wholly within a chunk', () => {
