@@ -3,7 +3,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { MAX_UNIQUE_LENGTH, type Packet, PacketType } from '../protocol/index.js';
 import { GearmanAdminConnection } from './admin.js';
 import type { BackoffOptions } from './backoff.js';
-import { GearmanConnection } from './connection.js';
+import { GearmanConnection, type ReplyHandler } from './connection.js';
 import {
   GearmanCancelledError,
   GearmanConnectionError,
@@ -91,6 +91,70 @@ const SUBMIT_TYPES: Record<JobPriority, [foreground: number, background: number]
 const noop = () => undefined;
 
 /**
+ * The jobs sent on one connection and awaiting JOB_CREATED, in send order. gearmand answers in that
+ * order (R1), so one handler object serves them all (no closures per job), and the client's
+ * `submitTimeout` is enforced by one timer per connection instead of one per job: jobs whose
+ * deadline passes while still `submitting` fail, and stay queued until their reply arrives.
+ */
+class SubmitQueue implements ReplyHandler {
+  private readonly jobs = new Fifo<GearmanJob>();
+  /** Jobs at the front already checked by the sweep (failed, or with a timer of their own). */
+  private checked = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly conn: GearmanConnection,
+    private readonly onCreated: (job: GearmanJob, packet: Packet) => void,
+    private readonly onError: (job: GearmanJob, error: Error) => void,
+    private readonly onTimeout: (job: GearmanJob) => void,
+  ) {}
+
+  send(job: GearmanJob): void {
+    const { type, args } = job.submitPacket;
+    this.conn.request(type, args, this);
+    this.jobs.push(job);
+    if (job.submitDeadline >= 0 && this.timer === undefined) this.arm(job.submitDeadline - performance.now());
+  }
+
+  resolve(packet: Packet): void {
+    this.onCreated(this.next(), packet);
+  }
+
+  reject(error: Error): void {
+    this.onError(this.next(), error);
+  }
+
+  private next(): GearmanJob {
+    const job = this.jobs.shift()!;
+    if (this.checked > 0) this.checked--;
+    if (this.jobs.length === 0 && this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    return job;
+  }
+
+  private arm(delay: number): void {
+    this.timer = setTimeout(this.sweep, Math.max(1, Math.ceil(delay)));
+  }
+
+  /** Fails the jobs past their deadline; deadlines grow along the queue (same timeout, sent in order). */
+  private readonly sweep = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    const jobs = this.jobs;
+    let i = this.checked;
+    for (; i < jobs.length; i++) {
+      const job = jobs.at(i)!;
+      if (job.submitDeadline > now) break;
+      if (job.submitDeadline >= 0 && job.state === 'submitting') this.onTimeout(job);
+    }
+    this.checked = i;
+    if (i < jobs.length) this.arm(jobs.at(i)!.submitDeadline - now);
+  };
+}
+
+/**
  * Gearman client over one or many gearmand servers: submits jobs (pipelined, many in flight per
  * connection), streams their updates, reconnects by itself.
  */
@@ -100,6 +164,15 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly handles = new Map<GearmanConnection, Map<string, HandleEntry>>();
   private readonly admins = new Map<GearmanConnection, GearmanAdminConnection>();
   private readonly waiting = new Fifo<Waiting>();
+  private readonly submits = new Map<GearmanConnection, SubmitQueue>();
+  private readonly submitTimeout: number;
+  /** `job.cleanup` of jobs without timers or signal of their own. */
+  private readonly untrackJob = (job: GearmanJob): void => this.untrack(job);
+  private readonly cancelJob = (job: GearmanJob): Promise<void> => this.cancel(job);
+  private readonly submitTimedOut = (job: GearmanJob): void => {
+    if (job.state !== 'submitting') return;
+    job.fail(new GearmanTimeoutError(`No JOB_CREATED for ${job.functionName} within ${this.submitTimeout} ms: is gearmand overloaded or unreachable?`));
+  };
   private readonly strategy: ServerStrategy;
   /** Jobs whose admin `cancel job` is in flight: the WORK_FAIL gearmand sends for it means CANCELLED. */
   private readonly cancelling = new WeakSet<GearmanJob>();
@@ -109,6 +182,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     super();
     const servers = resolveServers(options.servers, options.tls);
     this.strategy = options.strategy ?? 'hash';
+    this.submitTimeout = options.submitTimeout ?? 10_000;
     this.connections = servers.map((server) => {
       const conn = new GearmanConnection(server, {
         connectTimeout: options.connectTimeout,
@@ -117,6 +191,15 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       });
       const jobs = new Map<string, HandleEntry>();
       this.handles.set(conn, jobs);
+      this.submits.set(
+        conn,
+        new SubmitQueue(
+          conn,
+          (job, packet) => this.onCreated(conn, job, packet),
+          (job, error) => this.onSubmitError(conn, job, error),
+          this.submitTimedOut,
+        ),
+      );
       conn.onPacket = (packet) => this.onPacket(conn, jobs, packet);
       conn.onConnect = () => this.onConnect(conn);
       conn.on('connected', (s) => {
@@ -192,7 +275,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
     const job = new GearmanJob(functionName, data, unique, background, priority);
     job.retriesLeft = unique && options.retry ? (options.retry === true ? 3 : Math.max(0, options.retry)) : 0;
-    job.cancelHook = (j) => this.cancel(j);
+    job.cancelHook = this.cancelJob;
     job.submitPacket = this.packetFor(job, epoch, options);
     this.arm(job, options);
     this.route(job);
@@ -291,14 +374,25 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
 
   /** Timeouts and abort signal for one job; released by `job.cleanup` when it settles. */
   private arm(job: GearmanJob, options: SubmitOptions): void {
-    const submitTimeout = options.submitTimeout ?? this.options.submitTimeout ?? 10_000;
+    const submitTimeout = options.submitTimeout ?? this.submitTimeout;
     const timeout = job.background ? undefined : (options.timeout ?? this.options.timeout);
+    const signal = options.signal;
+    const shared = submitTimeout === this.submitTimeout;
+    // The common case allocates nothing per job: the submit queue checks the deadline.
+    if (shared) job.submitDeadline = performance.now() + submitTimeout;
+    if (shared && timeout === undefined && !signal) {
+      job.cleanup = this.untrackJob;
+      return;
+    }
     const timers: NodeJS.Timeout[] = [];
-    const submitTimer = setTimeout(() => {
-      if (job.state !== 'submitting') return;
-      job.fail(new GearmanTimeoutError(`No JOB_CREATED for ${job.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable?`));
-    }, submitTimeout);
-    timers.push(submitTimer);
+    if (!shared) {
+      timers.push(
+        setTimeout(() => {
+          if (job.state !== 'submitting') return;
+          job.fail(new GearmanTimeoutError(`No JOB_CREATED for ${job.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable?`));
+        }, submitTimeout),
+      );
+    }
     if (timeout !== undefined) {
       timers.push(
         setTimeout(() => {
@@ -313,7 +407,6 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
         }, timeout),
       );
     }
-    const signal = options.signal;
     let onAbort: (() => void) | undefined;
     if (signal) {
       onAbort = () => {
@@ -341,6 +434,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       (exclude ? this.pool.pick(this.strategy, job.unique || undefined, undefined, patient) : undefined);
     const conn = pick(true);
     if (!conn) {
+      this.ownSubmitTimer(job);
       for (const c of this.connections) c.start();
       const timeout = this.options.connectTimeout ?? 5000;
       const until = deadline ?? Date.now() + timeout;
@@ -362,12 +456,20 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   }
 
   private send(conn: GearmanConnection, job: GearmanJob): void {
-    const { type, args } = job.submitPacket;
     job.connection = conn;
-    conn.request(type, args, {
-      resolve: (packet) => this.onCreated(conn, job, packet),
-      reject: (error) => this.onSubmitError(conn, job, error),
-    });
+    this.submits.get(conn)!.send(job);
+  }
+
+  /** A job parked until a server is up is in no submit queue: its submit deadline gets a timer of its own. */
+  private ownSubmitTimer(job: GearmanJob): void {
+    if (job.submitDeadline < 0) return;
+    const timer = setTimeout(this.submitTimedOut, Math.max(0, job.submitDeadline - performance.now()), job);
+    job.submitDeadline = -1;
+    const previous = job.cleanup;
+    job.cleanup = (j) => {
+      clearTimeout(timer);
+      previous?.(j);
+    };
   }
 
   private submitWaiting(): void {
@@ -462,7 +564,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
         const entry = jobs.get(handle);
         if (!entry) return;
         jobs.delete(handle);
-        for (const job of asList(entry)) job.settle(args[1]);
+        if (Array.isArray(entry)) for (const job of entry.slice()) job.settle(args[1]);
+        else entry.settle(args[1]);
         return;
       }
       case PacketType.WORK_FAIL:

@@ -15,6 +15,11 @@ export class Fifo<T> {
     return this.items[this.head];
   }
 
+  /** The item `index` places from the front (0: the next out), without removing it. */
+  at(index: number): T | undefined {
+    return this.items[this.head + index];
+  }
+
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head];

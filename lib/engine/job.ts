@@ -50,7 +50,12 @@ export class GearmanJob extends EventEmitter<GearmanJobEvents> {
   /** @internal set by the client: how it cancels and when it stops tracking the job. */
   cancelHook: ((job: GearmanJob) => Promise<void>) | undefined;
   /** @internal timers and listeners to release when the job ends. */
-  cleanup: (() => void) | undefined;
+  cleanup: ((job: GearmanJob) => void) | undefined;
+  /**
+   * @internal performance.now() by which JOB_CREATED must have come, checked by the client's
+   * per-connection submit queue; -1 when the job has a timer of its own instead.
+   */
+  submitDeadline = -1;
   /** @internal resubmits left after a lost connection. */
   retriesLeft = 0;
   /** @internal the SUBMIT_* packet, kept for resubmits. */
@@ -114,7 +119,7 @@ export class GearmanJob extends EventEmitter<GearmanJobEvents> {
     if (this.finished) return;
     this.state = 'complete';
     this.outcome = { data };
-    this.cleanup?.();
+    this.cleanup?.(this);
     if (!this.background) this.emit('complete', data);
     if (this.waiters) {
       for (const w of this.waiters) w.resolve(data);
@@ -127,7 +132,7 @@ export class GearmanJob extends EventEmitter<GearmanJobEvents> {
     if (this.finished) return;
     this.state = 'failed';
     this.outcome = { error };
-    this.cleanup?.();
+    this.cleanup?.(this);
     this.emit('fail', error);
     for (const w of this.waiters ?? []) w.reject(error);
     for (const w of this.createdWaiters ?? []) w.reject(error);
