@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-all/**', 'dist-sample/**', 'node_modules/**', 'coverage/**', 'bench/adapter*/build/**'] },
+  { ignores: ['.tmp/**', 'dist/**', 'dist-all/**', 'dist-sample/**', 'node_modules/**', 'coverage/**', 'bench/adapter*/build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
