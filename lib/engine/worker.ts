@@ -399,6 +399,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   }
 
   private runJob(slot: Slotted, packet: Packet): void {
+    // A job assigned to a GRAB answered after close(): its socket is going, gearmand requeues the
+    // job, so running the handler would only run it twice.
+    if (this.closed) return;
     const a = packet.args;
     const handle = a[0].toString('latin1');
     const functionName = a[1].toString('utf8');
