@@ -215,8 +215,15 @@ export function parseWorkers(lines: string[]): WorkerInfo[] {
 export interface JobInfo {
   readonly handle: string;
   readonly retries: number;
-  /** The job's last foreground client left: it will be dropped when grabbed (R4). */
+  /**
+   * gearmand will drop the job when a worker next grabs it: its last foreground client left (R4),
+   * or `cancel job` marked it (in 1.1.20 a cancelled job stays listed and counted until then).
+   */
   readonly ignoreJob: boolean;
+  /**
+   * gearmand's `job_queued` flag: in 1.1.20 it is 1 for background jobs, also while one runs, and
+   * `cancel job` clears it. It does not mean "queued rather than running".
+   */
   readonly queued: boolean;
 }
 
