@@ -49,6 +49,24 @@ const REPLY_TYPES = new Set<number>([
   PacketType.OPTION_RES,
 ]);
 
+/** The reply each request type gets (or ERROR in its place); 0 for requests without one. */
+const REPLY_TO: Record<number, number> = {
+  [PacketType.SUBMIT_JOB]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_BG]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_HIGH]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_HIGH_BG]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_LOW]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_LOW_BG]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_SCHED]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_JOB_EPOCH]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_REDUCE_JOB]: PacketType.JOB_CREATED,
+  [PacketType.SUBMIT_REDUCE_JOB_BACKGROUND]: PacketType.JOB_CREATED,
+  [PacketType.GET_STATUS]: PacketType.STATUS_RES,
+  [PacketType.GET_STATUS_UNIQUE]: PacketType.STATUS_RES_UNIQUE,
+  [PacketType.ECHO_REQ]: PacketType.ECHO_RES,
+  [PacketType.OPTION_REQ]: PacketType.OPTION_RES,
+};
+
 /** TCP reads land in a reusable buffer of this size (`onread`), not in a new one per read. */
 const READ_BUFFER = 64 * 1024;
 /** A read at least this long keeps the read buffer (the packets are views of it); a shorter one is copied out. */
@@ -72,6 +90,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private readonly decoder: PacketDecoder;
   private readonly writer = new PacketWriter('REQ');
   private readonly replies = new Fifo<ReplyHandler>();
+  /** The reply type due for each entry of `replies`, in step with it. */
+  private readonly replyTypes = new Fifo<number>();
   private flushScheduled = false;
   private waitingDrain = false;
   /** TCP: the buffer the next read lands in (`onread`), and whether it is a packet's own buffer. */
@@ -81,8 +101,12 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
-  /** waitConnected() calls to reject when close() is called, even between attempts (no socket, no event). */
-  private readonly closeWaiters = new Set<() => void>();
+  /**
+   * Pending waitConnected() calls, settled on connect or close (even between attempts, when there is
+   * no socket and no event). A set rather than event listeners: any number of callers may wait
+   * while a server is down without tripping the MaxListeners leak warning.
+   */
+  private readonly connectWaiters = new Set<(err?: Error) => void>();
   private readonly options: Required<Omit<ConnectionOptions, 'reconnect'>> & { reconnect: BackoffOptions | false };
 
   constructor(
@@ -134,18 +158,11 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     return new Promise((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
-        this.off('connected', onConnected);
-        this.off('disconnected', onDisconnected);
-        this.closeWaiters.delete(onClosed);
+        this.connectWaiters.delete(done);
         if (err) reject(err);
         else resolve();
       };
-      const onConnected = () => done();
-      const onDisconnected = () => {
-        if (this.state === 'closed') done(this.closedError());
-      };
-      const onClosed = () => done(this.closedError());
-      this.closeWaiters.add(onClosed);
+      this.connectWaiters.add(done);
       const timer = setTimeout(
         () =>
           done(
@@ -160,8 +177,6 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
           ),
         timeoutMs,
       );
-      this.on('connected', onConnected);
-      this.on('disconnected', onDisconnected);
     });
   }
 
@@ -182,6 +197,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   request(type: number, args: readonly PacketArg[], handler: ReplyHandler): void {
     this.send(type, args);
     this.replies.push(handler);
+    this.replyTypes.push(REPLY_TO[type] ?? 0);
   }
 
   /** Promise form of `request`. */
@@ -196,7 +212,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.state = 'closed';
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
-    for (const onClosed of [...this.closeWaiters]) onClosed();
+    this.settleWaiters(this.closedError());
     const socket = this.socket;
     if (!socket || wasIdle) {
       this.failPending(this.closedError());
@@ -265,6 +281,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.state = 'connected';
     this.decoder.reset();
     this.onConnect();
+    this.settleWaiters();
     this.emit('connected', this.address);
     this.flush();
   }
@@ -342,7 +359,12 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     }, delay);
   }
 
+  private settleWaiters(error?: Error): void {
+    for (const done of [...this.connectWaiters]) done(error);
+  }
+
   private failPending(error: Error): void {
+    this.replyTypes.drain();
     for (const handler of this.replies.drain()) handler.reject(error);
   }
 
@@ -353,16 +375,36 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private dispatch(packet: Packet): void {
     const type = packet.type;
     if (REPLY_TYPES.has(type)) {
+      const due = this.replyTypes.shift();
       const handler = this.replies.shift();
-      if (handler) handler.resolve(packet);
-      else this.protocolConfusion(`${packetName(type)} arrived but no request was waiting for it`);
+      if (!handler) {
+        this.protocolConfusion(`${packetName(type)} arrived but no request was waiting for it`);
+        return;
+      }
+      if (due && due !== type) {
+        // Replies come in request order (R1): one of the wrong type means the stream is out of step
+        // and every later reply would go to the wrong request. Fail this one with the rest (onData
+        // drops the connection; a reconnect starts in step again).
+        handler.reject(this.outOfStep(type, due));
+        throw this.outOfStep(type, due);
+      }
+      handler.resolve(packet);
       return;
     }
     if (type === PacketType.ERROR && this.replies.length > 0) {
+      this.replyTypes.shift();
       this.replies.shift()!.reject(this.serverError(packet));
       return;
     }
     this.onPacket(packet);
+  }
+
+  private outOfStep(got: number, due: number): GearmanConnectionError {
+    return new GearmanConnectionError(
+      'CONNECTION_LOST',
+      `gearmand at ${this.address} sent ${packetName(got)} where ${packetName(due)} was due: the connection is out of step and was dropped`,
+      this.address,
+    );
   }
 
   serverError(packet: Packet): GearmanServerError {
