@@ -152,8 +152,14 @@ export class Gearmand {
         if (this.child === child) this.child = undefined;
         resolve();
       });
+      // A failed spawn emits 'error' and no 'exit': settle here too, or stop() would wait forever.
+      child.once('error', (err) => {
+        if (child.pid !== undefined) return; // it did start: its 'exit' will come
+        exitedEarly ??= `gearmand could not start: ${err.message}`;
+        if (this.child === child) this.child = undefined;
+        resolve();
+      });
     });
-    child.once('error', (err) => (exitedEarly = `gearmand could not start: ${err.message}`));
     this.child = child;
 
     const deadline = Date.now() + (o.startTimeout ?? 10_000);
