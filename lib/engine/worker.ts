@@ -69,7 +69,11 @@ class Slotted {
   awake = true;
   /** PRE_SLEEP sent, waiting for NOOP. */
   sleeping = false;
-  /** GRABs allowed in flight: 1 after waking, doubling per job received (no GRAB storm on a short queue). */
+  /**
+   * GRABs allowed in flight: 2 after waking (the second one's NO_JOB tells, along with the first
+   * one's job, that the queue is empty: PRE_SLEEP goes out with the WORK_COMPLETE, no extra round
+   * trip), doubling per job received (no GRAB storm on a short queue).
+   */
   window = 1;
   constructor(readonly conn: GearmanConnection) {}
 }
@@ -163,6 +167,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private stopping = false;
   private closed = false;
   private rotate = 0;
+  private pumpScheduled = false;
+  /** GRABs in flight on a connection that has just woken up (see Slotted.window). */
+  private readonly wakeWindow: number;
   private pollTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
 
@@ -171,6 +178,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     const maxJobs = options.maxJobs ?? 1;
     if (!Number.isInteger(maxJobs) || maxJobs < 1) throw invalidArgument(`maxJobs must be a whole number ≥ 1, got ${maxJobs}`);
     this.maxJobs = maxJobs;
+    this.wakeWindow = Math.min(2, maxJobs);
     this.grabType = options.grab === 'all' ? PacketType.GRAB_JOB_ALL : PacketType.GRAB_JOB_UNIQ;
     const servers = resolveServers(options.servers, options.tls);
     this.slots = servers.map((server) => {
@@ -302,7 +310,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     slot.grabs = 0;
     slot.awake = true;
     slot.sleeping = false;
-    slot.window = 1;
+    slot.window = this.wakeWindow;
     if (this.options.clientId) slot.conn.send(PacketType.SET_CLIENT_ID, [this.options.clientId]);
     for (const [name, reg] of this.functions) this.sendCanDo(slot, name, reg.options);
   }
@@ -340,7 +348,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       case PacketType.NOOP:
         slot.sleeping = false;
         slot.awake = true;
-        slot.window = 1;
+        slot.window = this.wakeWindow;
         break;
       case PacketType.ERROR:
         // E.g. JOB_NOT_FOUND for a result of a job gearmand had requeued after CAN_DO_TIMEOUT (R8).
@@ -349,8 +357,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       default:
         return;
     }
-    this.sleepIfIdle(slot);
-    this.pump();
+    this.schedulePump();
   }
 
   private grabAnswered(slot: Slotted): void {
@@ -366,6 +373,26 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       slot.conn.send(PacketType.PRE_SLEEP, []);
     }
   }
+
+  /**
+   * pump() and PRE_SLEEP once the packets of the current read are all handled: a NO_JOB right
+   * behind a JOB_ASSIGN must be seen before a finished job's slot is refilled with GRABs.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(this.runPump);
+  }
+
+  private readonly runPump = (): void => {
+    this.pumpScheduled = false;
+    try {
+      this.pump();
+      for (const slot of this.slots) this.sleepIfIdle(slot);
+    } catch (err) {
+      if (this.listenerCount('error') > 0) this.emit('error', err as Error);
+    }
+  };
 
   /** Sends GRABs where slots are free, round the connections. */
   private pump(): void {
@@ -465,7 +492,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     if (this.running.size === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
-    this.pump();
+    this.schedulePump();
   }
 }
 
