@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { MAX_UNIQUE_LENGTH, type Packet, PacketType } from '../protocol/index.js';
@@ -44,7 +45,10 @@ export interface SubmitOptions {
   /** Background job: the client only waits for JOB_CREATED (default false). */
   background?: boolean;
   priority?: JobPriority;
-  /** Unique key (at most 63 bytes): jobs with the same function and unique coalesce into one (R2). */
+  /**
+   * Unique key (at most 63 bytes): jobs with the same function and unique coalesce into one (R2).
+   * A background job without one is sent with a random UUID, so persistent queues keep every job.
+   */
   unique?: string;
   /** Run at this time (seconds since the epoch, or a Date): always a background job. */
   epoch?: number | Date;
@@ -362,14 +366,19 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
 
   private packetFor(job: GearmanJob, epoch: number | undefined, options: SubmitOptions): { type: number; args: (string | Buffer)[] } {
     const { functionName: fn, unique, payload } = job;
-    if (epoch !== undefined) return { type: PacketType.SUBMIT_JOB_EPOCH, args: [fn, unique, String(epoch), payload] };
-    if (options.reducer !== undefined) {
+    if (options.reducer !== undefined && epoch === undefined) {
       return {
         type: job.background ? PacketType.SUBMIT_REDUCE_JOB_BACKGROUND : PacketType.SUBMIT_REDUCE_JOB,
         args: [fn, unique, options.reducer, options.aggregator ?? '', payload],
       };
     }
-    return { type: SUBMIT_TYPES[job.priority][job.background ? 1 : 0], args: [fn, unique, payload] };
+    // A background job without a unique gets a random one on the wire, as libgearman does:
+    // gearmand's persistent queues key jobs by unique, so jobs with an empty one overwrite each
+    // other and all but one are lost on a restart (R12). Like an empty unique it never coalesces;
+    // `job.unique` stays empty, so routing and retry treat the job as one without a unique.
+    const wireUnique = job.background && unique === '' ? randomUUID() : unique;
+    if (epoch !== undefined) return { type: PacketType.SUBMIT_JOB_EPOCH, args: [fn, wireUnique, String(epoch), payload] };
+    return { type: SUBMIT_TYPES[job.priority][job.background ? 1 : 0], args: [fn, wireUnique, payload] };
   }
 
   /** Timeouts and abort signal for one job; released by `job.cleanup` when it settles. */
