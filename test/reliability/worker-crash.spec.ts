@@ -1,0 +1,81 @@
+/**
+ * Reliability: worker processes killed with SIGKILL while each holds a job (the slow-worker fixture,
+ * which never finishes what it takes). gearmand requeues the jobs under the same handles (R3), a
+ * worker that has gone to sleep meanwhile is woken and completes them, and each client receives
+ * exactly one result per job: no loss, no duplicate, no failure.
+ */
+import { GearmanAdmin, GearmanClient, GearmanWorker, type GearmanJob } from '../../lib/engine/index.js';
+import { fixturePath, spawnTsx, type TsxChild } from '../support/child.js';
+import { Gearmand } from '../support/gearmand.js';
+import { eventually } from '../support/engine-kit.js';
+import { observe, recordEvents, within } from '../support/wait-for.js';
+
+const SLOW_WORKERS = 3;
+const OTHER_JOBS = 30;
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sleeping worker completes them, one result per job`, async () => {
+  const g = await Gearmand.start();
+  cleanups.push(() => g.dispose());
+  const fn = 'crashing-worker';
+
+  const slow: TsxChild[] = [];
+  for (let i = 0; i < SLOW_WORKERS; i++) {
+    const child = spawnTsx(fixturePath('slow-worker.ts'), [fn, g.address]);
+    cleanups.push(() => child.kill());
+    slow.push(child);
+  }
+  await Promise.all(slow.map((s) => s.line('READY', 15_000)));
+
+  const c = new GearmanClient({ servers: [g.address] });
+  cleanups.push(() => c.close());
+  await c.connect();
+  const track = (job: GearmanJob) => ({ job, complete: recordEvents(job, 'complete'), fail: recordEvents(job, 'fail') });
+
+  // One job for each slow worker: each takes one and holds it.
+  const held = Array.from({ length: SLOW_WORKERS }, (_, i) => track(c.submit(fn, `held-${i}`)));
+  const got = await Promise.all(slow.map((s) => s.line('GOT ', 5000)));
+  const heldHandles = await Promise.all(held.map((h) => h.job.created()));
+  expect(got.map((l) => l.split(' ')[1]).sort()).toEqual([...heldHandles].sort());
+
+  // The in-process worker does everything else, then goes to sleep (PRE_SLEEP) with nothing to do.
+  const runs: { handle: string; payload: string }[] = [];
+  const w = new GearmanWorker({ servers: [g.address], maxJobs: 4 });
+  cleanups.push(() => w.close(500));
+  w.register(fn, (job) => {
+    runs.push({ handle: job.handle, payload: job.payload.toString() });
+    return `done:${job.payload.toString()}`;
+  });
+  await w.start();
+  const others = Array.from({ length: OTHER_JOBS }, (_, i) => track(c.submit(fn, `other-${i}`)));
+  const otherResults = await within(Promise.all(others.map((o) => o.job.result())), 5000, 'the other jobs');
+  expect(otherResults.map(String)).toEqual(others.map((_, i) => `done:other-${i}`));
+  expect(w.activeJobs).toBe(0);
+
+  // SIGKILL every slow worker by PID: their held jobs go back to the queue.
+  const killedAt = performance.now();
+  await Promise.all(slow.map((s) => s.kill()));
+  const heldResults = await within(Promise.all(held.map((h) => h.job.result())), 5000, 'the requeued jobs to complete');
+  const recoveredMs = Math.round(performance.now() - killedAt);
+  console.log(`${SLOW_WORKERS} worker processes SIGKILLed: their jobs completed by the sleeping worker ${recoveredMs} ms after the kill`);
+  expect(heldResults.map(String)).toEqual(held.map((_, i) => `done:held-${i}`));
+
+  // Requeued under the same handles (R3), run once more each, by the in-process worker only.
+  const heldRuns = runs.filter((r) => r.payload.startsWith('held-'));
+  expect(heldRuns.map((r) => r.handle).sort()).toEqual([...heldHandles].sort());
+  expect(runs).toHaveLength(SLOW_WORKERS + OTHER_JOBS);
+
+  // Exactly one outcome per job; nothing more arrives in a bounded window.
+  await observe(300);
+  for (const t of [...held, ...others]) {
+    expect(t.complete.events).toHaveLength(1);
+    expect(t.fail.events).toHaveLength(0);
+  }
+  const admin = new GearmanAdmin({ servers: [g.address] });
+  cleanups.push(() => admin.close());
+  await eventually(async () => ((await admin.status()).find((r) => r.function === fn)?.total ?? 0) === 0, 3000, 'the queue to be empty');
+}, 30_000);
