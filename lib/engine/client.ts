@@ -131,15 +131,16 @@ class SubmitQueue implements ReplyHandler {
   private next(): GearmanJob {
     const job = this.jobs.shift()!;
     if (this.checked > 0) this.checked--;
-    if (this.jobs.length === 0 && this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
     return job;
   }
 
+  /**
+   * The timer is left to run out when the queue empties (a job at a time would otherwise set and
+   * clear one per job); unref'd, so it never keeps the process alive on its own.
+   */
   private arm(delay: number): void {
     this.timer = setTimeout(this.sweep, Math.max(1, Math.ceil(delay)));
+    this.timer.unref();
   }
 
   /** Fails the jobs past their deadline; deadlines grow along the queue (same timeout, sent in order). */
