@@ -266,7 +266,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         this.pollTimer.unref();
       }
     }
-    if (this.connections.some((c) => c.connected)) return;
+    if (this.connections.some((c) => c.connected)) return this.registered();
     const timeout = this.options.connectTimeout ?? 5000;
     try {
       await Promise.any(this.connections.map((c) => c.waitConnected(timeout)));
@@ -279,6 +279,24 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         { cause: err },
       );
     }
+    await this.registered();
+  }
+
+  /**
+   * Waits for an ECHO round trip on a connected server: gearmand handles a connection's packets in
+   * order, so once it answers, the CAN_DOs sent before are registered (admin `status` and
+   * `workers` show them) and `start()` means "ready" rather than "socket open".
+   */
+  private async registered(): Promise<void> {
+    const conn = this.connections.find((c) => c.connected);
+    if (!conn || this.functions.size === 0) return;
+    // Bounded: a server that never answers ECHO still gets our jobs, start() just stops waiting.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      conn.call(PacketType.ECHO_REQ, [EMPTY]).catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.options.connectTimeout ?? 5000))),
+    ]);
+    clearTimeout(timer);
   }
 
   /**

@@ -22,6 +22,8 @@ async function scriptedServer() {
     socket.on('error', () => undefined);
     const decoder = new PacketDecoder(
       (p) => {
+        // The worker's start() waits for an ECHO round trip (its CAN_DOs are then registered).
+        if (p.type === PacketType.ECHO_REQ) return void out.push(encodePacket(PacketType.ECHO_RES, [p.args[0]], 'RES'));
         log.push(packetName(p.type));
         if (p.type === PacketType.GRAB_JOB_UNIQ) {
           sleeping = false;
