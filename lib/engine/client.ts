@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { MAX_UNIQUE_LENGTH, type Packet, PacketType } from '../protocol/index.js';
+import { MAX_UNIQUE_LENGTH, type Packet, PacketType, packetName } from '../protocol/index.js';
 import { GearmanAdminConnection } from './admin.js';
 import type { BackoffOptions } from './backoff.js';
 import { GearmanConnection, type ReplyHandler } from './connection.js';
@@ -181,6 +181,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly strategy: ServerStrategy;
   /** Jobs whose admin `cancel job` is in flight: the WORK_FAIL gearmand sends for it means CANCELLED. */
   private readonly cancelling = new WeakSet<GearmanJob>();
+  /** Retried jobs and the connection they were lost on, until resubmitted. */
+  private readonly lostOn = new WeakMap<GearmanJob, GearmanConnection>();
   private closed = false;
 
   constructor(private readonly options: GearmanClientOptions = {}) {
@@ -298,7 +300,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     let last: JobStatus | undefined;
     for (const conn of conns) {
       await this.ensureConnected(conn);
-      const reply = await conn.call(PacketType.GET_STATUS, [handle]);
+      const reply = await this.query(conn, PacketType.GET_STATUS, [handle]);
       const a = reply.args;
       last = {
         known: a[1].toString() === '1',
@@ -325,7 +327,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       } catch {
         continue;
       }
-      const a = (await conn.call(PacketType.GET_STATUS_UNIQUE, [unique])).args;
+      const a = (await this.query(conn, PacketType.GET_STATUS_UNIQUE, [unique])).args;
       last = {
         known: a[1].toString() === '1',
         running: a[2].toString() === '1',
@@ -345,8 +347,34 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     const conn = this.connectionFor(server);
     await this.ensureConnected(conn);
     const start = performance.now();
-    await conn.call(PacketType.ECHO_REQ, [typeof data === 'string' ? Buffer.from(data) : data]);
+    await this.query(conn, PacketType.ECHO_REQ, [typeof data === 'string' ? Buffer.from(data) : data]);
     return performance.now() - start;
+  }
+
+  /**
+   * A request whose reply must come within `submitTimeout`: a stalled link (sockets open, nothing
+   * arriving) must not hang getStatus() or echo(). A late reply is still consumed in its turn (R1).
+   */
+  private query(conn: GearmanConnection, type: number, args: (string | Buffer)[]): Promise<Packet> {
+    const timeout = this.submitTimeout;
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      // Throws (and so rejects) when not connected, before any timer exists.
+      conn.request(type, args, {
+        resolve: (packet) => {
+          clearTimeout(timer);
+          resolve(packet);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      timer = setTimeout(
+        () => reject(new GearmanTimeoutError(`No reply to ${packetName(type)} from gearmand at ${conn.address} within ${timeout} ms: is it overloaded or unreachable?`)),
+        timeout,
+      );
+    });
   }
 
   /** Closes every connection; jobs still waiting fail with CLOSED. */
@@ -467,6 +495,14 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
 
   private send(conn: GearmanConnection, job: GearmanJob): void {
     job.connection = conn;
+    const lostOn = this.lostOn.get(job);
+    if (lostOn !== undefined) {
+      this.lostOn.delete(job);
+      if (lostOn === conn) {
+        void this.resubmitWhereLost(conn, job);
+        return;
+      }
+    }
     this.submits.get(conn)!.send(job);
   }
 
@@ -525,10 +561,44 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       job.retriesLeft--;
       job.handle = undefined;
       job.state = 'submitting';
+      // The resubmit gets a submit deadline of its own: the first one may have passed long ago, while the job ran.
+      if (job.submitDeadline >= 0) job.submitDeadline = performance.now() + this.submitTimeout;
+      this.lostOn.set(job, conn);
       this.route(job, new Set([conn]));
       return;
     }
     job.fail(error);
+  }
+
+  /**
+   * Resubmits a retried job on the server it was lost on (no other was live). If the lost copy is
+   * still queued there with no client left, gearmand 1.1.20 has marked it to be dropped at the next
+   * GRAB (R4) but still merges a submit of the same unique into it, and the client that joins never
+   * hears back. So wait (polling GET_STATUS_UNIQUE, which ignores the function, R10) until gearmand
+   * has dropped it, a worker runs it (a running job's result reaches clients that join it), or
+   * another client waits for it; then submit.
+   */
+  private async resubmitWhereLost(conn: GearmanConnection, job: GearmanJob): Promise<void> {
+    try {
+      for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+        const a = (await this.query(conn, PacketType.GET_STATUS_UNIQUE, [job.unique])).args;
+        const orphan = a[1].toString() === '1' && a[2].toString() !== '1' && (Number(a[5].toString()) || 0) === 0;
+        if (!orphan || job.finished || this.closed) break;
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
+    } catch (error) {
+      // Lost again, or no answer in time: as for a submit without a reply.
+      this.onSubmitError(conn, job, error as Error);
+      return;
+    }
+    if (job.finished || this.closed) return;
+    if (job.submitDeadline >= 0) job.submitDeadline = performance.now() + this.submitTimeout;
+    if (!conn.connected) {
+      this.lostOn.set(job, conn);
+      this.route(job, new Set([conn]));
+      return;
+    }
+    this.submits.get(conn)!.send(job);
   }
 
   private onConnect(conn: GearmanConnection): void {
