@@ -358,22 +358,25 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private query(conn: GearmanConnection, type: number, args: (string | Buffer)[]): Promise<Packet> {
     const timeout = this.submitTimeout;
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      // Throws (and so rejects) when not connected, before any timer exists.
-      conn.request(type, args, {
-        resolve: (packet) => {
-          clearTimeout(timer);
-          resolve(packet);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      timer = setTimeout(
+      const timer = setTimeout(
         () => reject(new GearmanTimeoutError(`No reply to ${packetName(type)} from gearmand at ${conn.address} within ${timeout} ms: is it overloaded or unreachable?`)),
         timeout,
       );
+      try {
+        conn.request(type, args, {
+          resolve: (packet) => {
+            clearTimeout(timer);
+            resolve(packet);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        });
+      } catch (error) {
+        clearTimeout(timer); // not connected: rejects at once
+        throw error;
+      }
     });
   }
 
