@@ -16,6 +16,8 @@ export interface TsxChild {
   stderr(): string;
   /** The first line starting with `prefix` (already seen or still to come), within `timeoutMs`. */
   line(prefix: string, timeoutMs: number): Promise<string>;
+  /** Resolves once `count` lines starting with `prefix` were seen; rejects after `timeoutMs`. */
+  lineCount(prefix: string, count: number, timeoutMs: number): Promise<void>;
   /** Resolves with the exit code and signal; rejects after `timeoutMs`. */
   exit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Writes one line to the child's stdin. */
@@ -66,6 +68,15 @@ export function spawnTsx(script: string, args: string[], options: { nodeArgs?: s
         timeoutMs,
         what: `a "${prefix}" line from ${describe()}`,
       }).then(([l]) => l);
+    },
+    lineCount(prefix, count, timeoutMs) {
+      const seen = () => lines.filter((l) => l.startsWith(prefix)).length;
+      if (seen() >= count) return Promise.resolve();
+      return waitForEvent<[string]>(reader, 'line', {
+        filter: () => seen() >= count,
+        timeoutMs,
+        what: `${count} "${prefix}" lines (saw ${seen()}) from ${describe()}`,
+      }).then(() => undefined);
     },
     exit(timeoutMs) {
       let timer: NodeJS.Timeout | undefined;
