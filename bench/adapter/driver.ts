@@ -8,6 +8,7 @@
  *
  * `BENCH_DRIVER=node-common` uses the harness's own `lib/node-common.js` instead (see harness.ts).
  */
+import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { type BenchArgs, type Created, type Done, loadCommon, type NodeCommon, type WorkerCounter } from './harness.js';
 
@@ -122,6 +123,7 @@ async function runForeground(o: BenchArgs, submit: (i: number, p: Buffer, done: 
   const c0 = cpuS();
   const r = await windowed(o.n, o.c, o.size, submit);
   const cpu = cpuS() - c0;
+  if (process.env.BENCH_LAT_DUMP) writeFileSync(process.env.BENCH_LAT_DUMP, r.lat.map((x) => (x * 1e6).toFixed(0)).join('\n'));
   r.lat.sort((a, b) => a - b);
   emit({
     workload: o.workload, n: o.n, c: o.c, size: o.size, completed: r.finished, errors: r.errors,
