@@ -4,7 +4,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { MAX_UNIQUE_LENGTH, type Packet, PacketType, packetName } from '../protocol/index.js';
 import { GearmanAdminConnection } from './admin.js';
 import type { BackoffOptions } from './backoff.js';
-import { GearmanConnection, type ReplyHandler } from './connection.js';
+import { connectAny, GearmanConnection, type ReplyHandler } from './connection.js';
 import {
   GearmanCancelledError,
   GearmanConnectionError,
@@ -241,20 +241,11 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
    */
   async connect(): Promise<void> {
     this.assertOpen();
-    for (const conn of this.connections) conn.start();
-    if (this.pool.anyConnected) return;
-    const timeout = this.options.connectTimeout ?? 5000;
     try {
-      await Promise.any(this.connections.map((c) => c.waitConnected(timeout)));
+      await connectAny(this.connections, this.options.connectTimeout ?? 5000);
     } catch (err) {
       this.assertOpen(); // close() during connect(): CLOSED, not NO_SERVER
-      const causes = (err as AggregateError).errors as Error[];
-      throw new GearmanConnectionError(
-        'NO_SERVER',
-        `No gearmand reachable at ${this.servers.join(', ')} within ${timeout} ms: ${causes.map((e) => e.message).join('; ')}`,
-        undefined,
-        { cause: err },
-      );
+      throw err;
     }
   }
 
@@ -300,15 +291,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     let last: JobStatus | undefined;
     for (const conn of conns) {
       await this.ensureConnected(conn);
-      const reply = await this.query(conn, PacketType.GET_STATUS, [handle]);
-      const a = reply.args;
-      last = {
-        known: a[1].toString() === '1',
-        running: a[2].toString() === '1',
-        numerator: Number(a[3].toString()) || 0,
-        denominator: Number(a[4].toString()) || 0,
-        server: conn.address,
-      };
+      last = statusOf(await this.query(conn, PacketType.GET_STATUS, [handle]), conn);
       if (last.known) return last;
     }
     if (!last) throw this.noServerError();
@@ -327,15 +310,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       } catch {
         continue;
       }
-      const a = (await this.query(conn, PacketType.GET_STATUS_UNIQUE, [unique])).args;
-      last = {
-        known: a[1].toString() === '1',
-        running: a[2].toString() === '1',
-        numerator: Number(a[3].toString()) || 0,
-        denominator: Number(a[4].toString()) || 0,
-        waitingClients: Number(a[5].toString()) || 0,
-        server: conn.address,
-      };
+      last = statusOf(await this.query(conn, PacketType.GET_STATUS_UNIQUE, [unique]), conn);
       if (last.known) return last;
     }
     if (!last) throw this.noServerError();
@@ -776,6 +751,19 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private assertOpen(): void {
     if (this.closed) throw new GearmanConnectionError('CLOSED', 'The Gearman client is closed: create a new one');
   }
+}
+
+/** STATUS_RES (handle, known, running, num, den) or STATUS_RES_UNIQUE (unique, ..., waiting clients). */
+function statusOf(reply: Packet, conn: GearmanConnection): JobStatus {
+  const a = reply.args;
+  return {
+    known: a[1].toString() === '1',
+    running: a[2].toString() === '1',
+    numerator: Number(a[3].toString()) || 0,
+    denominator: Number(a[4].toString()) || 0,
+    ...(reply.type === PacketType.STATUS_RES_UNIQUE ? { waitingClients: Number(a[5].toString()) || 0 } : {}),
+    server: conn.address,
+  };
 }
 
 function asList(entry: HandleEntry): GearmanJob[] {

@@ -451,3 +451,26 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
+
+/**
+ * Starts every connection and resolves once one is connected. Rejects with CLOSED when they were
+ * closed meanwhile, else with NO_SERVER (naming each server's failure) after `timeout` ms; the
+ * connections keep retrying in the background.
+ */
+export async function connectAny(connections: readonly GearmanConnection[], timeout: number): Promise<void> {
+  for (const conn of connections) conn.start();
+  if (connections.some((c) => c.connected)) return;
+  try {
+    await Promise.any(connections.map((c) => c.waitConnected(timeout)));
+  } catch (err) {
+    const causes = (err as AggregateError).errors as Error[];
+    const closed = causes.find((e) => e instanceof GearmanConnectionError && e.code === 'CLOSED');
+    if (closed) throw closed;
+    throw new GearmanConnectionError(
+      'NO_SERVER',
+      `No gearmand reachable at ${connections.map((c) => c.address).join(', ')} within ${timeout} ms: ${causes.map((e) => e.message).join('; ')}`,
+      undefined,
+      { cause: err },
+    );
+  }
+}

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { type Packet, type PacketArg, PacketType } from '../protocol/index.js';
 import type { BackoffOptions } from './backoff.js';
-import { GearmanConnection } from './connection.js';
+import { connectAny, GearmanConnection } from './connection.js';
 import { GearmanConnectionError, GearmanError, invalidArgument } from './errors.js';
 import { resolveServers, type ServerSpec } from './servers.js';
 
@@ -266,19 +266,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         this.pollTimer.unref();
       }
     }
-    if (this.connections.some((c) => c.connected)) return this.registered();
-    const timeout = this.options.connectTimeout ?? 5000;
-    try {
-      await Promise.any(this.connections.map((c) => c.waitConnected(timeout)));
-    } catch (err) {
-      const causes = (err as AggregateError).errors as Error[];
-      throw new GearmanConnectionError(
-        'NO_SERVER',
-        `No gearmand reachable at ${this.servers.join(', ')} within ${timeout} ms: ${causes.map((e) => e.message).join('; ')}`,
-        undefined,
-        { cause: err },
-      );
-    }
+    await connectAny(this.connections, this.options.connectTimeout ?? 5000);
     await this.registered();
   }
 
