@@ -343,7 +343,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       case PacketType.JOB_ASSIGN_ALL:
       case PacketType.JOB_ASSIGN:
         this.grabAnswered(slot);
-        slot.window = Math.min(this.maxJobs, slot.window * 2);
+        // Grab ahead only while jobs are small: large payloads gain nothing from queueing up here
+        // (their transfer is the work) and would crowd gearmand's and the sockets' buffers.
+        slot.window = packet.args[packet.args.length - 1].length >= LARGE_JOB ? 1 : Math.min(this.maxJobs, slot.window * 2);
         this.runJob(slot, packet);
         break;
       case PacketType.NO_JOB:
@@ -503,3 +505,5 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** A job whose payload is at least this large resets the grab window to one GRAB in flight. */
+const LARGE_JOB = 256 * 1024;

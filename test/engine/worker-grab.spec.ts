@@ -90,6 +90,25 @@ describe('worker GRAB pattern', () => {
     expect(done).toEqual(['job1', 'job2', 'job3']);
   });
 
+  it('grabs one job at a time while the jobs are large', async () => {
+    const server = await scriptedServer();
+    const worker = res.worker(server.address, { maxJobs: 8 });
+    const sizes: number[] = [];
+    worker.register('fn', (job) => {
+      sizes.push(job.payload.length);
+      return 'ok';
+    });
+    await worker.start();
+    await eventually(() => server.sleeping, 2000, 'the worker to go to sleep');
+    server.log.length = 0;
+    const big = 'x'.repeat(300 * 1024);
+    for (let i = 0; i < 4; i++) server.submit(big);
+    await eventually(() => sizes.length === 4 && server.sleeping, 3000, 'the 4 large jobs');
+    const G = 'GRAB_JOB_UNIQ';
+    const C = 'WORK_COMPLETE';
+    expect(server.log).toEqual([G, G, C, C, G, C, G, C, G, 'PRE_SLEEP']);
+  });
+
   it('keeps grabbing, more at a time, while the queue has jobs', async () => {
     const server = await scriptedServer();
     const worker = res.worker(server.address, { maxJobs: 8 });
