@@ -395,7 +395,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     const signal = options.signal;
     const shared = submitTimeout === this.submitTimeout;
     // The common case allocates nothing per job: the submit queue checks the deadline.
-    if (shared) job.submitDeadline = performance.now() + submitTimeout;
+    // Whole milliseconds (rounded up): a small integer is stored in the job without a number box.
+    if (shared) job.submitDeadline = Math.ceil(performance.now()) + submitTimeout;
     if (shared && timeout === undefined && !signal) {
       job.cleanup = this.untrackJob;
       return;
@@ -443,6 +444,13 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   /** Sends the job to a live server, or parks it until one connects (up to connectTimeout). */
   private route(job: GearmanJob, exclude?: Set<GearmanConnection>, deadline?: number): void {
     if (job.finished) return;
+    // The common case (a first submit, a server up) without closures: they would be allocated per job.
+    const conn = exclude === undefined ? this.pool.pick(this.strategy, job.unique || undefined, undefined, true) : undefined;
+    if (conn) this.send(conn, job);
+    else this.routeOrPark(job, exclude, deadline);
+  }
+
+  private routeOrPark(job: GearmanJob, exclude: Set<GearmanConnection> | undefined, deadline: number | undefined): void {
     // `exclude` (the server a retried job was lost on) is only a preference: when no other server is
     // live, that server is used again once it is back (a restarted gearmand lost the job with its memory).
     const pick = (patient: boolean) =>
@@ -540,7 +548,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       job.handle = undefined;
       job.state = 'submitting';
       // The resubmit gets a submit deadline of its own: the first one may have passed long ago, while the job ran.
-      if (job.submitDeadline >= 0) job.submitDeadline = performance.now() + this.submitTimeout;
+      if (job.submitDeadline >= 0) job.submitDeadline = Math.ceil(performance.now()) + this.submitTimeout;
       this.lostOn.set(job, conn);
       this.route(job, new Set([conn]));
       return;
@@ -570,7 +578,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       return;
     }
     if (job.finished || this.closed) return;
-    if (job.submitDeadline >= 0) job.submitDeadline = performance.now() + this.submitTimeout;
+    if (job.submitDeadline >= 0) job.submitDeadline = Math.ceil(performance.now()) + this.submitTimeout;
     if (!conn.connected) {
       this.lostOn.set(job, conn);
       this.route(job, new Set([conn]));
