@@ -373,17 +373,17 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
 
   private packetFor(job: GearmanJob, epoch: number | undefined, options: SubmitOptions): { type: number; args: (string | Buffer)[] } {
     const { functionName: fn, unique, payload } = job;
-    if (options.reducer !== undefined && epoch === undefined) {
-      return {
-        type: job.background ? PacketType.SUBMIT_REDUCE_JOB_BACKGROUND : PacketType.SUBMIT_REDUCE_JOB,
-        args: [fn, unique, options.reducer, options.aggregator ?? '', payload],
-      };
-    }
     // A background job without a unique gets a random one on the wire, as libgearman does:
     // gearmand's persistent queues key jobs by unique, so jobs with an empty one overwrite each
     // other and all but one are lost on a restart (R12). Like an empty unique it never coalesces;
     // `job.unique` stays empty, so routing and retry treat the job as one without a unique.
     const wireUnique = job.background && unique === '' ? randomUUID() : unique;
+    if (options.reducer !== undefined && epoch === undefined) {
+      return {
+        type: job.background ? PacketType.SUBMIT_REDUCE_JOB_BACKGROUND : PacketType.SUBMIT_REDUCE_JOB,
+        args: [fn, wireUnique, options.reducer, options.aggregator ?? '', payload],
+      };
+    }
     if (epoch !== undefined) return { type: PacketType.SUBMIT_JOB_EPOCH, args: [fn, wireUnique, String(epoch), payload] };
     return { type: SUBMIT_TYPES[job.priority][job.background ? 1 : 0], args: [fn, wireUnique, payload] };
   }
