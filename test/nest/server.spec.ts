@@ -500,6 +500,42 @@ describe('@EventPattern: background jobs', () => {
   });
 });
 
+describe("Nest's processing hooks", () => {
+  it('run once around every job: values, streams, errors and events', async () => {
+    const { app, server } = await h.createMicroservice({ controllers });
+    const seen: string[] = [];
+    server.setOnProcessingStartHook((_transport, context, done) => {
+      seen.push(`start ${(context as GearmanContext).getFunction()}`);
+      return done();
+    });
+    server.setOnProcessingEndHook((_transport, context) => seen.push(`end ${(context as GearmanContext).getFunction()}`));
+    await within(app.listen(), 10_000, 'app.listen()');
+    const client = h.client();
+    expect(await lastValueFrom(client.send('sum', [1, 2]))).toBe(3);
+    expect(await lastValueFrom(client.send('stream', {}).pipe(toArray()))).toEqual([1, 2, 3]);
+    await expect(lastValueFrom(client.send('filtered', { fail: true }))).rejects.toBeDefined();
+    await lastValueFrom(client.emit('ev.ok', { order: 1 }));
+    await within(probe.event.promise, 5000, 'the event handler');
+    await within(probe.second.promise, 5000, 'the second event handler');
+    const count = (line: string) => seen.filter((l) => l === line).length;
+    for (const fn of ['sum', 'stream', 'filtered', 'ev.ok']) {
+      expect([fn, count(`start ${fn}`), count(`end ${fn}`)]).toEqual([fn, 1, 1]);
+    }
+    expect(seen.indexOf('start sum')).toBeLessThan(seen.indexOf('end sum'));
+  });
+
+  it('a start hook that does not return done()\'s promise still gets every reply out', async () => {
+    const { app, server } = await h.createMicroservice({ controllers });
+    server.setOnProcessingStartHook((_transport, _context, done) => {
+      void done();
+    });
+    await within(app.listen(), 10_000, 'app.listen()');
+    const client = h.client();
+    expect(await lastValueFrom(client.send('sum', [2, 3]))).toBe(5);
+    expect(await lastValueFrom(client.send('stream', {}).pipe(toArray()))).toEqual([1, 2, 3]);
+  });
+});
+
 describe('GearmanContext', () => {
   it('gives the handle, function, unique and server', async () => {
     await h.microservice({ controllers });
