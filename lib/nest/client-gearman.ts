@@ -24,6 +24,11 @@ export type GearmanJobEvent<T = unknown> =
   | { type: 'complete'; data: T | undefined };
 
 const noop = () => undefined;
+/** Submit options of a plain payload (no GearmanRecord): shared, the engine only reads them. */
+const FOREGROUND: SubmitOptions = Object.freeze({});
+const BACKGROUND: SubmitOptions = Object.freeze({ background: true });
+/** What follow()'s decode returns for a result the codec could not read (already reported). */
+const UNREADABLE = Symbol('unreadable');
 
 /**
  * Gearman ClientProxy: `send()` runs a foreground job and streams its WORK_DATA and result,
@@ -38,6 +43,8 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
   private closed = false;
   private readonly codec: GearmanCodec;
   private connecting: Promise<void> | undefined;
+  /** `connect()` has resolved for the current engine client: `send()` publishes at once. */
+  private ready = false;
   /** Listeners given to `on()`, attached again to the engine client made after a `close()`. */
   private readonly listeners: [event: string, callback: (...args: unknown[]) => void][] = [];
 
@@ -56,15 +63,24 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
       this.closed = false;
       this.client = this.createClient();
     }
-    this.connecting ??= this.client.connect().catch((err: unknown) => {
-      this.connecting = undefined;
-      throw err;
-    });
+    if (!this.connecting) {
+      const client = this.client;
+      this.connecting = client.connect().then(
+        () => {
+          if (client === this.client && !this.closed) this.ready = true;
+        },
+        (err: unknown) => {
+          this.connecting = undefined;
+          throw err;
+        },
+      );
+    }
     return this.connecting;
   }
 
   async close(): Promise<void> {
     this.connecting = undefined;
+    this.ready = false;
     this.closed = true;
     await this.client.close();
     this._status$.next(GearmanStatus.DISCONNECTED);
@@ -124,6 +140,33 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
     });
   }
 
+  /**
+   * ClientProxy's `send()` (cold: connect, then publish on subscribe; values, errors and completion
+   * through `createObserver`), without its per-call `defer(async connect)` + `mergeMap` layers once
+   * connected: the job is submitted as the Observable is subscribed. Those layers (a promise, an
+   * inner Observable and three subscribers per call) were a fifth of the client's CPU per job.
+   */
+  override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    // Nil pattern or data: Nest's own InvalidMessageException.
+    if (pattern === null || pattern === undefined || data === null || data === undefined) return super.send(pattern, data);
+    return new Observable<TResult>((observer) => {
+      const callback = this.createObserver(observer);
+      if (this.ready) return this.publish(this.createPacket(pattern, data), callback);
+      let teardown: (() => void) | undefined;
+      let unsubscribed = false;
+      this.connect().then(
+        () => {
+          if (!unsubscribed) teardown = this.publish(this.createPacket(pattern, data), callback);
+        },
+        (err: unknown) => observer.error(err),
+      );
+      return () => {
+        unsubscribed = true;
+        teardown?.();
+      };
+    });
+  }
+
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     try {
       const { job, codec } = this.submit(packet, false);
@@ -149,48 +192,48 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
 
   private submit(packet: ReadPacket, background: boolean): { job: GearmanJob; codec: GearmanCodec } {
     const fn = this.normalizePattern(packet.pattern);
-    let data: unknown = packet.data;
-    let options: GearmanRecordOptions = {};
+    const data: unknown = packet.data;
+    let payload: Buffer;
+    let codec = this.codec;
+    let submit: SubmitOptions = background ? BACKGROUND : FOREGROUND;
     if (data instanceof GearmanRecord) {
-      options = data.options;
-      data = data.data;
-    }
-    const codec = options.codec ? resolveCodec(options.codec) : this.codec;
-    let payload = codec.encode(data);
+      const options: GearmanRecordOptions = data.options;
+      if (options.codec) codec = resolveCodec(options.codec);
+      payload = codec.encode(data.data);
+      submit = {
+        priority: options.priority,
+        unique: options.unique,
+        epoch: options.epoch,
+        timeout: options.timeout,
+        retry: options.retry,
+        background: background || options.background,
+      };
+    } else payload = codec.encode(data);
     if (packet.metadata && Object.keys(packet.metadata).length > 0 && this.sendsMetadata(fn)) {
       payload = wrapMetadata(packet.metadata, payload);
     }
-    const submit: SubmitOptions = {
-      priority: options.priority,
-      unique: options.unique,
-      epoch: options.epoch,
-      timeout: options.timeout,
-      retry: options.retry,
-      background: background || options.background,
-    };
     return { job: this.client.submit(fn, payload, submit), codec };
   }
 
   /** Maps a foreground job's updates onto Nest write packets; returns the unsubscribe teardown. */
   private follow(job: GearmanJob, codec: GearmanCodec, callback: (packet: WritePacket) => void): () => void {
-    const decode = (data: Buffer): { ok: true; value: unknown } | { ok: false } => {
+    const decode = (data: Buffer): unknown => {
       try {
-        return { ok: true, value: codec.decode(data) };
+        return codec.decode(data);
       } catch (err) {
         job.removeAllListeners();
         callback({ err: decodeFailure(job, codec, err) });
-        return { ok: false };
+        return UNREADABLE;
       }
     };
     job.on('data', (data) => {
-      const r = decode(data);
-      if (r.ok) callback({ response: r.value });
+      const value = decode(data);
+      if (value !== UNREADABLE) callback({ response: value });
     });
     job.on('complete', (data) => {
-      const r = decode(data);
-      if (!r.ok) return;
-      if (r.value === undefined) callback({ isDisposed: true });
-      else callback({ response: r.value, isDisposed: true });
+      const value = decode(data);
+      if (value === UNREADABLE) return;
+      callback(value === undefined ? { isDisposed: true } : { response: value, isDisposed: true });
     });
     job.on('fail', (error) => callback({ err: workerError(error) }));
     return () => {
