@@ -3,6 +3,8 @@
  * `ClientsModule.register([{ customClass: ClientGearman }])` and the `text` codec, so the bytes on
  * the wire are exactly the harness payload. Foreground jobs are `send('bench_echo', payload)`
  * (W1/W3, windowed by bench/adapter's driver), background jobs `emit()` (W2, all N at once).
+ * `BENCH_NEST_CODEC=raw` (with the same on the worker) sends the payload Buffer through the `raw`
+ * codec instead: no string conversions, to tell codec cost from transport cost.
  */
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
@@ -14,7 +16,13 @@ import { driver } from '../adapter/driver.js';
 const B = driver();
 const o = B.parseArgs();
 const CLIENT = 'BENCH_GEARMAN';
-const options: GearmanClientProxyOptions = { servers: [`${o.host}:${o.port}`], reconnect: false, submitTimeout: 120_000, codec: 'text' };
+const raw = process.env.BENCH_NEST_CODEC === 'raw';
+const options: GearmanClientProxyOptions = {
+  servers: [`${o.host}:${o.port}`],
+  reconnect: false,
+  submitTimeout: 120_000,
+  codec: raw ? 'raw' : 'text',
+};
 
 @Module({ imports: [ClientsModule.register([{ name: CLIENT, customClass: ClientGearman, options }])] })
 class BenchClientModule {}
@@ -24,14 +32,16 @@ async function main(): Promise<boolean> {
   const client = app.get<ClientGearman>(CLIENT);
   await client.connect();
 
+  // The harness payload is printable ASCII: as a latin1 string it is the same bytes under `text`.
+  const data = (payload: Buffer): string | Buffer => (raw ? payload : payload.toString('latin1'));
   const submit = (_i: number, payload: Buffer, done: (err: Error | null, result?: Buffer) => void): void => {
-    client.send<string>('bench_echo', payload.toString('latin1')).subscribe({
-      next: (result) => done(null, Buffer.from(result, 'latin1')),
+    client.send<string | Buffer>('bench_echo', data(payload)).subscribe({
+      next: (result) => done(null, typeof result === 'string' ? Buffer.from(result, 'latin1') : result),
       error: (err: Error) => done(err),
     });
   };
   const submitBg = (_i: number, payload: Buffer, created: (err: Error | null) => void): void => {
-    client.emit<string>('bench_echo', payload.toString('latin1')).subscribe({
+    client.emit<string>('bench_echo', data(payload)).subscribe({
       next: () => created(null),
       error: (err: Error) => created(err),
     });

@@ -3,7 +3,8 @@
  * `--mode echo`: `@MessagePattern('bench_echo', { codec: 'text' })` returns the payload (until
  * SIGTERM). `--mode drain --n N`: `@EventPattern('bench_echo', { codec: 'text' })` counts the
  * background jobs and exits after N, printing the drain result line. `BENCH_WORKER_CONCURRENCY`
- * sets `maxJobs` (default 64, as in bench/adapter's worker).
+ * sets `maxJobs` (default 64, as in bench/adapter's worker). `BENCH_NEST_CODEC=raw`: the handlers
+ * use the `raw` codec (Buffers in and out) instead of `text`.
  */
 import 'reflect-metadata';
 import { Controller, Module } from '@nestjs/common';
@@ -16,18 +17,19 @@ const B = driver();
 const o = B.parseArgs();
 const maxJobs = Number(process.env.BENCH_WORKER_CONCURRENCY || 64);
 const counter = B.workerCounter(o);
+const codec = process.env.BENCH_NEST_CODEC === 'raw' ? 'raw' : 'text';
 let close: () => Promise<void> = () => Promise.resolve();
 
 /** Counts a job; after the N-th of a drain, closes the app and exits. */
-function count(payload: string | undefined): void {
-  // The harness payload is ASCII: its length is its byte count (an empty payload decodes to undefined).
-  if (counter.onJob((payload ?? '') as unknown as Buffer)) setImmediate(() => B.finish(counter.bad === 0, close));
+function count(payload: string | Buffer | undefined): void {
+  // An empty payload decodes to undefined; as text, the ASCII payload's length is its byte count.
+  if (counter.onJob((payload ?? '') as Buffer)) setImmediate(() => B.finish(counter.bad === 0, close));
 }
 
 @Controller()
 class EchoController {
-  @MessagePattern('bench_echo', { codec: 'text' })
-  echo(payload: string): string {
+  @MessagePattern('bench_echo', { codec })
+  echo(payload: string | Buffer): string | Buffer {
     count(payload);
     return payload;
   }
@@ -35,8 +37,8 @@ class EchoController {
 
 @Controller()
 class DrainController {
-  @EventPattern('bench_echo', { codec: 'text' })
-  drain(payload: string): void {
+  @EventPattern('bench_echo', { codec })
+  drain(payload: string | Buffer): void {
     count(payload);
   }
 }
