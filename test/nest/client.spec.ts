@@ -249,6 +249,20 @@ describe('connection', () => {
     expect(errors).toEqual([]);
   });
 
+  it('send() is cold and lazy like ClientProxy.send: no job before subscribe, connects on subscribe, rejects nil input', async () => {
+    await h.microservice({ controllers: [JobsController] });
+    const client = h.client();
+    const packets: unknown[] = [];
+    client.setOnDispatchHook((packet) => packets.push(packet.pattern));
+    const cold = client.send('sum', [2, 5]);
+    expect(packets).toEqual([]);
+    expect(await lastValueFrom(cold)).toBe(7);
+    expect(await lastValueFrom(cold)).toBe(7); // each subscription is its own job
+    expect(packets).toEqual(['sum', 'sum']);
+    await expect(lastValueFrom(client.send(undefined, 1))).rejects.toThrow(/invalid data or message pattern/);
+    await expect(lastValueFrom(client.send('sum', null))).rejects.toThrow(/invalid data or message pattern/);
+  });
+
   it('connect() that failed is retried by the next call, which succeeds once gearmand is up', async () => {
     const port = await freePort();
     const client = h.client({ servers: [`127.0.0.1:${port}`], connectTimeout: 600, reconnect: { initialDelay: 50, maxDelay: 100 } });
