@@ -164,22 +164,29 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
    * (or awaited) value, by far the common case, is reported at once: WORK_COMPLETE without the
    * Observable, operators and next-tick reply queue that `handleRequest`/`send` wrap around it
    * (a third of the worker's CPU per job in the bench). An Observable goes through Nest's `send`.
+   * Without processing hooks, the handler's promise is chained directly (no wrapper promise).
    */
   private runMessage(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
+    if (!this.hasHooks()) {
+      let pending: Promise<unknown>;
+      try {
+        pending = Promise.resolve(route.handler(data, context));
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      return pending.then(
+        (result) => this.reply(job, route, result, noop),
+        (err: unknown) => this.reportError(job, route, { status: 'error', message: describe(err) }),
+      );
+    }
     return new Promise<void>((resolve) => {
-      // The start hook's promise (or the handler's, without hooks): a rejection there (a handler
-      // that failed outside Nest's pipeline) must become an error report, not a crash.
-      const running = this.withHooks(context, async (runEndHook) => {
+      // The start hook's promise: a rejection there (a handler that failed outside Nest's
+      // pipeline, or a failing hook) must become an error report, not a crash.
+      const running = this.runWithProcessingHooks(context, async (runEndHook) => {
         const result: unknown = await route.handler(data, context);
-        if (isObservable(result)) {
-          this.send(result.pipe(finalize(runEndHook)), this.responder(job, route, resolve));
-          return;
-        }
-        // What send() makes of of(result): the end hook as the stream completes, then one reply.
-        runEndHook();
-        this.complete(job, route, result);
-        resolve();
-      });
+        const streaming = this.reply(job, route, result, runEndHook);
+        resolve(streaming);
+      }) as unknown;
       if (running instanceof Promise) {
         running.catch((err: unknown) => {
           this.reportError(job, route, { status: 'error', message: describe(err) });
@@ -190,12 +197,29 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
   }
 
   /**
+   * A message handler's result: a plain value completes the job at once (what `send()` makes of
+   * `of(value)`: the end hook as the stream completes, then one reply); an Observable goes through
+   * Nest's `send`, and the returned promise settles once it has been reported.
+   */
+  private reply(job: WorkerJob, route: Route, result: unknown, runEndHook: () => void): Promise<void> | undefined {
+    if (isObservable(result)) {
+      return new Promise<void>((resolve) => this.send(result.pipe(finalize(runEndHook)), this.responder(job, route, resolve)));
+    }
+    runEndHook();
+    this.complete(job, route, result);
+    return undefined;
+  }
+
+  /**
    * Nest's processing hooks around `fn`; while none is set (the default start hook only calls
    * `done`), `fn` alone, which spares two async closures and the end-hook runner per job.
    */
   private withHooks(context: GearmanContext, fn: (runEndHook: () => void) => Promise<void>): unknown {
-    if (this.onProcessingStartHook === this.defaultStartHook && !this.onProcessingEndHook) return fn(noop);
-    return this.runWithProcessingHooks(context, fn);
+    return this.hasHooks() ? this.runWithProcessingHooks(context, fn) : fn(noop);
+  }
+
+  private hasHooks(): boolean {
+    return this.onProcessingStartHook !== this.defaultStartHook || this.onProcessingEndHook !== undefined;
   }
 
   /** Nest's `send` callback for a handler's Observable: WORK_DATA for each value but the last, which completes. */
