@@ -263,6 +263,18 @@ describe('connection', () => {
     await expect(lastValueFrom(client.send('sum', null))).rejects.toThrow(/invalid data or message pattern/);
   });
 
+  it('emit() is hot like ClientProxy.emit: the job is submitted without a subscriber; a subscriber gets the handle', async () => {
+    await h.microservice({ controllers: [JobsController] });
+    const client = h.client();
+    const handles: string[] = [];
+    client.emit('record', 'unobserved'); // never subscribed: still submitted (connects first)
+    expect((await within(probe.ranOnce.promise, 5000, 'the unobserved event')).label).toBe('unobserved');
+    client.emit<string>('record', 'observed').subscribe((h) => handles.push(h));
+    await eventually(() => handles.length === 1, 5000, 'the handle of the observed emit()');
+    expect(handles[0]).toMatch(/^H:/);
+    await expect(lastValueFrom(client.emit('record', undefined))).rejects.toThrow(/invalid data or message pattern/);
+  });
+
   it('connect() that failed is retried by the next call, which succeeds once gearmand is up', async () => {
     const port = await freePort();
     const client = h.client({ servers: [`127.0.0.1:${port}`], connectTimeout: 600, reconnect: { initialDelay: 50, maxDelay: 100 } });
