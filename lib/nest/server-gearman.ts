@@ -141,22 +141,43 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
     return route.handler.isEventHandler ? this.runEvent(job, route, data, context) : this.runMessage(job, route, data, context);
   }
 
+  /**
+   * Runs an event handler (awaiting a returned Observable), then WORK_COMPLETE, or WORK_FAIL and a
+   * log line. Without processing hooks, the handler's promise is chained directly.
+   */
   private runEvent(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
+    if (!this.hasHooks()) {
+      let pending: Promise<unknown>;
+      try {
+        pending = Promise.resolve(route.handler(data, context));
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      const failed = (err: unknown): void => this.eventFailed(job, err);
+      return pending.then((result) => {
+        if (!isObservable(result)) return eventDone(job);
+        return lastValueFrom(result, { defaultValue: undefined }).then(() => eventDone(job), failed);
+      }, failed);
+    }
     return new Promise<void>((resolve) => {
-      this.withHooks(context, async (runEndHook) => {
+      this.runWithProcessingHooks(context, async (runEndHook) => {
         try {
           const result = await route.handler(data, context);
           if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
-          if (!job.finished) job.complete();
+          eventDone(job);
         } catch (err) {
-          this.logger.error(`Event handler for "${job.functionName}" failed (job ${job.handle}): ${describe(err)}`);
-          if (!job.finished) job.fail();
+          this.eventFailed(job, err);
         } finally {
           runEndHook();
           resolve();
         }
       });
     });
+  }
+
+  private eventFailed(job: WorkerJob, err: unknown): void {
+    this.logger.error(`Event handler for "${job.functionName}" failed (job ${job.handle}): ${describe(err)}`);
+    if (!job.finished) job.fail();
   }
 
   /**
@@ -211,13 +232,10 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
   }
 
   /**
-   * Nest's processing hooks around `fn`; while none is set (the default start hook only calls
-   * `done`), `fn` alone, which spares two async closures and the end-hook runner per job.
+   * Whether Nest's processing hooks are in use. While only the default start hook (which just
+   * calls `done`) is set, jobs skip `runWithProcessingHooks`: two async closures and the end-hook
+   * runner per job.
    */
-  private withHooks(context: GearmanContext, fn: (runEndHook: () => void) => Promise<void>): unknown {
-    return this.hasHooks() ? this.runWithProcessingHooks(context, fn) : fn(noop);
-  }
-
   private hasHooks(): boolean {
     return this.onProcessingStartHook !== this.defaultStartHook || this.onProcessingEndHook !== undefined;
   }
@@ -290,5 +308,9 @@ function describe(err: unknown): string {
 }
 
 const noop = (): void => undefined;
+
+function eventDone(job: WorkerJob): void {
+  if (!job.finished) job.complete();
+}
 
 const silentLogger: LoggerService = { log: () => undefined, error: () => undefined, warn: () => undefined };
