@@ -147,14 +147,8 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
    */
   private runEvent(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
     if (!this.hasHooks()) {
-      let pending: Promise<unknown>;
-      try {
-        pending = Promise.resolve(route.handler(data, context));
-      } catch (err) {
-        pending = Promise.reject(err);
-      }
       const failed = (err: unknown): void => this.eventFailed(job, err);
-      return pending.then((result) => {
+      return invoke(route, data, context).then((result) => {
         if (!isObservable(result)) return eventDone(job);
         return lastValueFrom(result, { defaultValue: undefined }).then(() => eventDone(job), failed);
       }, failed);
@@ -189,13 +183,7 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
    */
   private runMessage(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
     if (!this.hasHooks()) {
-      let pending: Promise<unknown>;
-      try {
-        pending = Promise.resolve(route.handler(data, context));
-      } catch (err) {
-        pending = Promise.reject(err);
-      }
-      return pending.then(
+      return invoke(route, data, context).then(
         (result) => this.reply(job, route, result, noop),
         (err: unknown) => this.reportError(job, route, { status: 'error', message: describe(err) }),
       );
@@ -290,6 +278,15 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
       return;
     }
     job.exception(typeof err === 'string' ? err : (safeJson(err) ?? JSON.stringify({ status: 'error', message: describe(err) })));
+  }
+}
+
+/** The handler's result as a promise, a synchronous throw included. */
+function invoke(route: Route, data: unknown, context: GearmanContext): Promise<unknown> {
+  try {
+    return Promise.resolve(route.handler(data, context));
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
 
