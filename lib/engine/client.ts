@@ -171,6 +171,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly waiting = new Fifo<Waiting>();
   private readonly submits = new Map<GearmanConnection, SubmitQueue>();
   private readonly submitTimeout: number;
+  /** Jobs watching each AbortSignal, behind one listener per signal. */
+  private readonly abortWatches = new WeakMap<AbortSignal, { jobs: Set<() => void>; listener: () => void }>();
   /** `job.cleanup` of jobs without timers or signal of their own. */
   private readonly untrackJob = (job: GearmanJob): void => this.untrack(job);
   private readonly cancelJob = (job: GearmanJob): Promise<void> => this.cancel(job);
@@ -424,20 +426,48 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
         }, timeout),
       );
     }
-    let onAbort: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
     if (signal) {
-      onAbort = () => {
+      const onAbort = () => {
         const handle = job.handle;
         job.fail(new GearmanCancelledError(`Job ${job.functionName} was aborted`, { cause: signal.reason }));
         if (handle) this.cancelQuietly(job);
       };
       if (signal.aborted) queueMicrotask(onAbort);
-      else signal.addEventListener('abort', onAbort, { once: true });
+      else unwatch = this.watchAbort(signal, onAbort);
     }
     job.cleanup = () => {
       for (const t of timers) clearTimeout(t);
-      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      unwatch?.();
       this.untrack(job);
+    };
+  }
+
+  /**
+   * One 'abort' listener per signal, however many jobs share it (one signal for a request's many
+   * jobs is common, and a listener per job would trip Node's MaxListeners warning past 10).
+   * Returns the function that stops watching for this job.
+   */
+  private watchAbort(signal: AbortSignal, onAbort: () => void): () => void {
+    let watch = this.abortWatches.get(signal);
+    if (!watch) {
+      const jobs = new Set<() => void>();
+      const listener = () => {
+        this.abortWatches.delete(signal);
+        for (const fn of [...jobs]) fn();
+      };
+      watch = { jobs, listener };
+      this.abortWatches.set(signal, watch);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    const { jobs, listener } = watch;
+    jobs.add(onAbort);
+    return () => {
+      jobs.delete(onAbort);
+      if (jobs.size === 0 && this.abortWatches.get(signal) === watch) {
+        this.abortWatches.delete(signal);
+        signal.removeEventListener('abort', listener);
+      }
     };
   }
 

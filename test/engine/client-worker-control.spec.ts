@@ -239,7 +239,8 @@ describe('abort signals', () => {
     const client = await res.client(gearmand.address);
     const controller = new AbortController();
     const jobs = Array.from({ length: 50 }, (_, i) => client.submit(fn, String(i), { signal: controller.signal, timeout: 10_000 }));
-    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(50);
+    // One listener for all 50 jobs (a listener per job would trip Node's MaxListeners warning).
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
     await within(Promise.all(jobs.map((j) => j.result())), 10_000, 'all results');
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
     // Aborting now touches none of them.
