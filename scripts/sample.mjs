@@ -15,14 +15,15 @@
  * Plain JavaScript on purpose: it runs before anything is installed or built.
  * Environment: PORT (gateway port, default 3000 or a free one), GEARMAND (path to gearmand).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, delimiter } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { configure, ensureDependencies, ROOT, ensureGearmand, fail, log, onPath, run, SetupError } from './setup.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+configure('[sample]', 'npm run sample');
+
 const HOST = '127.0.0.1';
 const GEARMAND_COUNT = 2;
 const DEFAULT_PORT = 3000;
@@ -33,85 +34,6 @@ const STOP_GRACE_MS = 10_000;
 const started = [];
 let stopping = false;
 
-function log(message) {
-  process.stdout.write(`[sample] ${message}\n`);
-}
-
-function fail(message) {
-  process.stderr.write(`[sample] ${message}\n`);
-  return new SampleError(message);
-}
-
-class SampleError extends Error {}
-
-// ---------------------------------------------------------------------------------------------
-// 1. npm dependencies
-
-function run(command, args, options = {}) {
-  log(`$ ${[command, ...args].join(' ')}`);
-  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', ...options });
-  if (result.error) return { ok: false, error: result.error.message };
-  return { ok: result.status === 0, error: `exit code ${result.status ?? result.signal}` };
-}
-
-function ensureDependencies() {
-  const needed = ['typescript', '@nestjs/core', '@nestjs/microservices', '@nestjs/platform-express', '@nestjs/terminus'];
-  const missing = needed.filter((name) => !existsSync(join(ROOT, 'node_modules', name, 'package.json')));
-  if (missing.length === 0) return;
-  log(`npm dependencies missing (${missing.join(', ')}): installing them`);
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  log(`$ npm ci`);
-  const ci = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (ci.status === 0) return;
-  // `npm ci` refuses a lock file that lacks entries for other platforms' optional packages (which
-  // some registries cannot supply); `npm install --no-save` installs the locked tree all the same,
-  // without rewriting package.json or package-lock.json.
-  const reason = (ci.stderr ?? ci.error?.message ?? '').split('\n').filter((l) => /npm error (code|Missing|`npm ci`)/.test(l)).slice(0, 4);
-  log(`npm ci failed${reason.length ? `:\n  ${reason.join('\n  ')}` : ''}\n[sample] trying npm install --no-save instead`);
-  const retry = run(npm, ['install', '--no-save', '--no-audit', '--no-fund']);
-  if (!retry.ok) throw fail(`Could not install the npm dependencies (${retry.error}). Run \`npm install\` in ${ROOT} and try again.`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. gearmand
-
-function findGearmand() {
-  if (process.env.GEARMAND) return existsSync(process.env.GEARMAND) ? process.env.GEARMAND : undefined;
-  const dirs = ['/usr/sbin', '/usr/local/sbin', '/usr/bin', '/usr/local/bin', '/opt/homebrew/sbin', '/opt/homebrew/bin'];
-  dirs.push(...(process.env.PATH ?? '').split(delimiter).filter(Boolean));
-  return dirs.map((d) => join(d, 'gearmand')).find((p) => existsSync(p));
-}
-
-function onPath(command) {
-  return (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, command)));
-}
-
-function ensureGearmand() {
-  const found = findGearmand();
-  if (found) return found;
-  if (process.env.GEARMAND) throw fail(`GEARMAND=${process.env.GEARMAND} does not exist.`);
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = process.platform === 'linux' && onPath('apt-get');
-  if (isRoot && hasApt) {
-    log('gearmand is not installed: installing the Debian package gearman-job-server');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    if (run('apt-get', ['update'], { env }).ok && run('apt-get', ['install', '-y', 'gearman-job-server'], { env }).ok) {
-      const installed = findGearmand();
-      if (installed) return installed;
-    }
-    throw fail('apt-get could not install gearman-job-server (see above). Install gearmand yourself, then run `npm run sample` again.');
-  }
-  const lines = ['gearmand (the Gearman job server) is not installed. Install it, then run `npm run sample` again:'];
-  if (hasApt) lines.push('  sudo apt-get update && sudo apt-get install -y gearman-job-server');
-  else if (process.platform === 'darwin') lines.push('  brew install gearman');
-  else {
-    lines.push('  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y gearman-job-server');
-    lines.push('  Fedora/RHEL:   sudo dnf install gearmand');
-    lines.push('  macOS:         brew install gearman');
-  }
-  lines.push('Or point GEARMAND at a gearmand binary: GEARMAND=/path/to/gearmand npm run sample');
-  throw fail(lines.join('\n'));
-}
 
 // ---------------------------------------------------------------------------------------------
 // 3. build
@@ -236,7 +158,7 @@ async function startGearmand(bin, index) {
       }
       throw fail(`Port ${port} is answered by another gearmand (${reply}); run the sample again.`);
     } catch (err) {
-      if (err instanceof SampleError) throw err;
+      if (err instanceof SetupError) throw err;
     }
     await delay(50);
   }
@@ -403,7 +325,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  if (!(err instanceof SampleError)) process.stderr.write(`[sample] ${err.stack ?? err}\n`);
+  if (!(err instanceof SetupError)) process.stderr.write(`[sample] ${err.stack ?? err}\n`);
   if (started.length === 0) process.exit(1);
   void shutdown(1);
 });

@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+/**
+ * What a fresh machine needs before `npm test` or `npm run sample`, installed when missing:
+ * the npm dependencies, and gearmand (Debian's gearman-job-server; with `test`, also the
+ * gearman-tools CLI the interop tests call) when this is a root shell with apt-get. Otherwise it
+ * says exactly what to run.
+ *
+ * `node scripts/setup.mjs test` is npm's `pretest`; `scripts/sample.mjs` imports the functions.
+ * Plain JavaScript on purpose: it runs before anything is installed.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** An error already reported to the user (no stack trace needed). */
+export class SetupError extends Error {}
+
+let prefix = '[setup]';
+let command = 'the command';
+
+/** Sets how messages are labelled and which command they tell the user to run again. */
+export function configure(label, rerun) {
+  prefix = label;
+  command = rerun;
+}
+
+export function log(message) {
+  process.stdout.write(`${prefix} ${message}\n`);
+}
+
+export function fail(message) {
+  process.stderr.write(`${prefix} ${message}\n`);
+  return new SetupError(message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// npm dependencies
+
+export function run(cmd, args, options = {}) {
+  log(`$ ${[cmd, ...args].join(' ')}`);
+  const result = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit', ...options });
+  if (result.error) return { ok: false, error: result.error.message };
+  return { ok: result.status === 0, error: `exit code ${result.status ?? result.signal}` };
+}
+
+export function ensureDependencies() {
+  const needed = ['typescript', '@nestjs/core', '@nestjs/microservices', '@nestjs/platform-express', '@nestjs/terminus'];
+  const missing = needed.filter((name) => !existsSync(join(ROOT, 'node_modules', name, 'package.json')));
+  if (missing.length === 0) return;
+  log(`npm dependencies missing (${missing.join(', ')}): installing them`);
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  log(`$ npm ci`);
+  const ci = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+  if (ci.status === 0) return;
+  // `npm ci` refuses a lock file that lacks entries for other platforms' optional packages (which
+  // some registries cannot supply); `npm install --no-save` installs the locked tree all the same,
+  // without rewriting package.json or package-lock.json.
+  const reason = (ci.stderr ?? ci.error?.message ?? '').split('\n').filter((l) => /npm error (code|Missing|`npm ci`)/.test(l)).slice(0, 4);
+  log(`npm ci failed${reason.length ? `:\n  ${reason.join('\n  ')}` : ''}\n${prefix} trying npm install --no-save instead`);
+  const retry = run(npm, ['install', '--no-save', '--no-audit', '--no-fund']);
+  if (!retry.ok) throw fail(`Could not install the npm dependencies (${retry.error}). Run \`npm install\` in ${ROOT} and try again.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gearmand
+
+export function findGearmand() {
+  if (process.env.GEARMAND) return existsSync(process.env.GEARMAND) ? process.env.GEARMAND : undefined;
+  const dirs = ['/usr/sbin', '/usr/local/sbin', '/usr/bin', '/usr/local/bin', '/opt/homebrew/sbin', '/opt/homebrew/bin'];
+  dirs.push(...(process.env.PATH ?? '').split(delimiter).filter(Boolean));
+  return dirs.map((d) => join(d, 'gearmand')).find((p) => existsSync(p));
+}
+
+export function onPath(name) {
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, name)));
+}
+
+/** Returns gearmand's path; `withTools` also wants the gearman CLI (package gearman-tools). */
+export function ensureGearmand(withTools = false) {
+  const packages = withTools ? ['gearman-job-server', 'gearman-tools'] : ['gearman-job-server'];
+  const found = findGearmand();
+  if (found && (!withTools || onPath('gearman'))) return found;
+  if (process.env.GEARMAND) throw fail(`GEARMAND=${process.env.GEARMAND} does not exist.`);
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasApt = process.platform === 'linux' && onPath('apt-get');
+  if (isRoot && hasApt) {
+    log(`gearmand or its tools are not installed: installing the Debian packages ${packages.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    if (run('apt-get', ['update'], { env }).ok && run('apt-get', ['install', '-y', ...packages], { env }).ok) {
+      const installed = findGearmand();
+      if (installed && (!withTools || onPath('gearman'))) return installed;
+    }
+    throw fail(`apt-get could not install ${packages.join(' ')} (see above). Install them yourself, then run \`${command}\` again.`);
+  }
+  const lines = [`gearmand (the Gearman job server) is not installed. Install it, then run \`${command}\` again:`];
+  if (hasApt) lines.push(`  sudo apt-get update && sudo apt-get install -y ${packages.join(' ')}`);
+  else if (process.platform === 'darwin') lines.push('  brew install gearman');
+  else {
+    lines.push(`  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y ${packages.join(' ')}`);
+    lines.push('  Fedora/RHEL:   sudo dnf install gearmand');
+    lines.push('  macOS:         brew install gearman');
+  }
+  lines.push(`Or point GEARMAND at a gearmand binary: GEARMAND=/path/to/gearmand ${command}`);
+  throw fail(lines.join('\n'));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const forTests = process.argv[2] === 'test';
+  configure('[setup]', forTests ? 'npm test' : 'node scripts/setup.mjs');
+  try {
+    ensureDependencies();
+    ensureGearmand(forTests);
+  } catch (err) {
+    if (!(err instanceof SetupError)) process.stderr.write(`[setup] ${err.stack ?? err}\n`);
+    process.exit(1);
+  }
+}
