@@ -443,7 +443,8 @@ describe('GearmanAdminConnection failures', () => {
       expect(lost).toMatchObject({ code: 'CONNECTION_LOST', server: g.address });
       expect(lost.message).toContain('reconnects');
 
-      expect(await rejection(admin.version())).toMatchObject({ code: 'NO_SERVER' });
+      // No "nothing listening" check here: Jest runs files in parallel, and another file's gearmand
+      // may take the freed port at once (seen in CI as this command succeeding).
       await g.restart();
       expect(await admin.getpid()).toBe(g.pid);
       expect(g.pid).not.toBe(pid);
