@@ -3,7 +3,7 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { Observable, Subject } from 'rxjs';
 import { GearmanClient, GearmanJob, GearmanJobError, type SubmitOptions } from '../engine/index.js';
 import { type GearmanCodec, GearmanCodecError, resolveCodec, wrapMetadata } from './codecs.js';
-import { GearmanStatus } from './constants.js';
+import { GearmanStatus, statusOfConnections } from './constants.js';
 import { GearmanRecord, type GearmanRecordOptions } from './gearman.record-builder.js';
 import type { GearmanClientProxyOptions } from './interfaces.js';
 
@@ -285,10 +285,7 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
   }
 
   private updateStatus(): void {
-    const states = this.client.connections.map((c) => c.state);
-    if (states.includes('connected')) this._status$.next(GearmanStatus.CONNECTED);
-    else if (states.includes('reconnecting') || states.includes('connecting')) this._status$.next(GearmanStatus.RECONNECTING);
-    else this._status$.next(GearmanStatus.DISCONNECTED);
+    this._status$.next(statusOfConnections(this.client.connections));
   }
 }
 

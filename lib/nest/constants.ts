@@ -12,6 +12,14 @@ export const GearmanStatus = {
 } as const;
 export type GearmanStatus = (typeof GearmanStatus)[keyof typeof GearmanStatus];
 
+/** The status of a set of connections: connected if any is, reconnecting while any tries. */
+export function statusOfConnections(connections: readonly { readonly state: string }[]): GearmanStatus {
+  const states = connections.map((c) => c.state);
+  if (states.includes('connected')) return GearmanStatus.CONNECTED;
+  if (states.includes('reconnecting') || states.includes('connecting')) return GearmanStatus.RECONNECTING;
+  return GearmanStatus.DISCONNECTED;
+}
+
 /** Default number of jobs a ServerGearman runs at once. */
 export const DEFAULT_MAX_JOBS = 10;
 /** Default drain deadline of `close()` in ms. */

@@ -4,7 +4,7 @@ import { CustomTransportStrategy, type MessageHandler, Server, type WritePacket 
 import { finalize, isObservable, lastValueFrom } from 'rxjs';
 import { type ErrorMode, GearmanWorker, type WorkerJob } from '../engine/index.js';
 import { type GearmanCodec, resolveCodec, unwrapMetadata } from './codecs.js';
-import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT, GearmanStatus } from './constants.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT, GearmanStatus, statusOfConnections } from './constants.js';
 import { GearmanContext } from './gearman.context.js';
 import type { GearmanPatternExtras, GearmanServerOptions } from './interfaces.js';
 
@@ -112,10 +112,7 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
   }
 
   private updateStatus(): void {
-    const states = this.worker.connections.map((c) => c.state);
-    if (states.includes('connected')) this._status$.next(GearmanStatus.CONNECTED);
-    else if (states.includes('reconnecting') || states.includes('connecting')) this._status$.next(GearmanStatus.RECONNECTING);
-    else this._status$.next(GearmanStatus.DISCONNECTED);
+    this._status$.next(statusOfConnections(this.worker.connections));
   }
 
   /** Runs one job; resolves when the job has been reported (the engine then frees the slot). */
