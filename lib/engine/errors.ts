@@ -1,32 +1,10 @@
 /**
  * Errors the engine raises. Every one carries a `code` to switch on and a message that says what
- * happened and what to do.
+ * happened and what to do. They extend the package's one root, {@link GearmanError}.
  */
-export type GearmanErrorCode =
-  | 'CONNECT_TIMEOUT'
-  | 'CONNECTION_LOST'
-  | 'NO_SERVER'
-  | 'CLOSED'
-  | 'SERVER_ERROR'
-  | 'TIMEOUT'
-  | 'JOB_FAILED'
-  | 'JOB_EXCEPTION'
-  | 'CANCELLED'
-  | 'NOT_CANCELLABLE'
-  | 'INVALID_ARGUMENT'
-  | 'JOB_FINISHED'
-  | 'ADMIN_ERROR';
+import { GearmanError } from '../protocol/errors.js';
 
-export class GearmanError extends Error {
-  override name = 'GearmanError';
-  constructor(
-    readonly code: GearmanErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+export { GearmanError, type GearmanErrorCode } from '../protocol/errors.js';
 
 /** A socket could not be opened, was lost, or no server is reachable. */
 export class GearmanConnectionError extends GearmanError {

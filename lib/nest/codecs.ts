@@ -1,3 +1,5 @@
+import { GearmanError } from '../engine/errors.js';
+
 /**
  * How Nest values become Gearman payloads and back. The default, `json`, puts the plain JSON of
  * the value on the wire (no envelope), so PHP, Perl, Python and CLI peers read and write it as is.
@@ -13,9 +15,12 @@ export interface GearmanCodec {
 export type GearmanCodecOption = 'json' | 'text' | 'raw' | GearmanCodec;
 
 /** A payload the codec could not read, or a value it could not write. */
-export class GearmanCodecError extends Error {
+export class GearmanCodecError extends GearmanError {
   override readonly name = 'GearmanCodecError';
-  readonly code = 'CODEC_ERROR';
+  declare readonly code: 'CODEC_ERROR';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CODEC_ERROR', message, options);
+  }
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -1,6 +1,7 @@
 import { view } from './buffers.js';
 import { GearmanProtocolError } from './errors.js';
 import {
+  ARG_COUNTS,
   DEFAULT_MAX_PACKET_SIZE,
   HEADER_SIZE,
   MAGIC_REQ,
@@ -9,6 +10,7 @@ import {
   type Packet,
   PACKET_SPECS,
   packetName,
+  TERMINATED_ARGS,
 } from './packet-types.js';
 
 export interface PacketDecoderOptions {
@@ -17,15 +19,6 @@ export interface PacketDecoderOptions {
   /** Largest payload accepted, in bytes (default 64 MiB). Larger ones raise PACKET_TOO_LARGE. */
   maxPacketSize?: number;
 }
-
-/** Per type: NUL-terminated arguments, and arguments in all (-1: unknown type). Flat for speed. */
-const TERMINATED = new Int8Array(256).fill(-1);
-const ARG_COUNT = new Int8Array(256).fill(-1);
-PACKET_SPECS.forEach((spec, type) => {
-  if (!spec) return;
-  TERMINATED[type] = spec.data ? spec.argc : spec.argc - 1;
-  ARG_COUNT[type] = spec.data ? spec.argc + 1 : spec.argc;
-});
 
 /** Big-endian uint32 at `o` (the caller has checked the bounds). */
 const u32 = (b: Buffer, o: number): number => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
@@ -119,7 +112,7 @@ export class PacketDecoder {
       const type = u32(chunk, offset + 4);
       const size = u32(chunk, offset + 8);
       // The common case inline; readHeader raises the precise error otherwise.
-      if (u32(chunk, offset) !== magic || type > 0xff || ARG_COUNT[type] < 0 || size > max) this.readHeader(chunk, offset);
+      if (u32(chunk, offset) !== magic || type > 0xff || ARG_COUNTS[type] < 0 || size > max) this.readHeader(chunk, offset);
       const end = offset + HEADER_SIZE + size;
       if (end > length) {
         this.type = type;
@@ -246,8 +239,8 @@ export function parsePacket(type: number, buf: Buffer, start: number, end: numbe
 }
 
 function parse(type: number, buf: Buffer, words: DataView | undefined, start: number, end: number): Packet {
-  const terminated = TERMINATED[type];
-  const count = ARG_COUNT[type];
+  const terminated = TERMINATED_ARGS[type];
+  const count = ARG_COUNTS[type];
   if (count <= 0) {
     if (count < 0) throw new GearmanProtocolError('UNKNOWN_TYPE', `Unknown packet type ${type}`);
     return { type, args: [] };

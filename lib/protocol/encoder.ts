@@ -1,6 +1,6 @@
 import { bufferOver } from './buffers.js';
 import { GearmanProtocolError } from './errors.js';
-import { HEADER_SIZE, type Magic, PACKET_SPECS } from './packet-types.js';
+import { ARG_COUNTS, HEADER_SIZE, type Magic, PACKET_SPECS } from './packet-types.js';
 
 /** A packet argument: strings are written as UTF-8. */
 export type PacketArg = string | Uint8Array;
@@ -11,15 +11,9 @@ export type PacketArg = string | Uint8Array;
  */
 const SHORT_STRING = 64;
 
-/** Per type: arguments in all, -1 for an unknown type. Flat for speed. */
-const ARG_COUNT = new Int8Array(256).fill(-1);
-PACKET_SPECS.forEach((spec, type) => {
-  if (spec) ARG_COUNT[type] = spec.argc + (spec.data ? 1 : 0);
-});
-
 /** Checks the type and argument count (the layout of PACKET_SPECS). */
 function checkArgs(type: number, args: readonly PacketArg[]): void {
-  const expected = type >= 0 && type < 256 ? ARG_COUNT[type] : -1;
+  const expected = type >= 0 && type < 256 ? ARG_COUNTS[type] : -1;
   if (expected < 0) throw new GearmanProtocolError('UNKNOWN_TYPE', `Cannot encode unknown packet type ${type}`);
   if (args.length !== expected) {
     throw new GearmanProtocolError(

@@ -1,18 +1,54 @@
-export type GearmanProtocolErrorCode =
+/**
+ * Every code this package raises, in one union: the root error lives in the lowest layer so that
+ * protocol, engine and Nest errors share it and `instanceof GearmanError` catches them all.
+ */
+export type GearmanErrorCode =
+  // protocol
   | 'BAD_MAGIC'
   | 'UNKNOWN_TYPE'
   | 'TOO_FEW_ARGUMENTS'
   | 'PACKET_TOO_LARGE'
   | 'BAD_ARGUMENTS'
-  | 'BAD_ADMIN_REPLY';
+  | 'BAD_ADMIN_REPLY'
+  // engine
+  | 'CONNECT_TIMEOUT'
+  | 'CONNECTION_LOST'
+  | 'NO_SERVER'
+  | 'CLOSED'
+  | 'SERVER_ERROR'
+  | 'TIMEOUT'
+  | 'JOB_FAILED'
+  | 'JOB_EXCEPTION'
+  | 'CANCELLED'
+  | 'NOT_CANCELLABLE'
+  | 'INVALID_ARGUMENT'
+  | 'JOB_FINISHED'
+  | 'ADMIN_ERROR'
+  // nest
+  | 'CODEC_ERROR';
+
+/** The root of every error this package throws: a `code` to switch on, a message that says what to do. */
+export class GearmanError extends Error {
+  override name = 'GearmanError';
+  constructor(
+    readonly code: GearmanErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type GearmanProtocolErrorCode = Extract<
+  GearmanErrorCode,
+  'BAD_MAGIC' | 'UNKNOWN_TYPE' | 'TOO_FEW_ARGUMENTS' | 'PACKET_TOO_LARGE' | 'BAD_ARGUMENTS' | 'BAD_ADMIN_REPLY'
+>;
 
 /** Raised by the codec for malformed input; the connection that produced it should be closed. */
-export class GearmanProtocolError extends Error {
+export class GearmanProtocolError extends GearmanError {
   override readonly name = 'GearmanProtocolError';
-  constructor(
-    readonly code: GearmanProtocolErrorCode,
-    message: string,
-  ) {
-    super(message);
+  declare readonly code: GearmanProtocolErrorCode;
+  constructor(code: GearmanProtocolErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }

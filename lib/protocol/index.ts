@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './encoder.js';
 export * from './decoder.js';
 export * from './admin-replies.js';
+export * from './messages.js';

@@ -52,28 +52,29 @@ export type PacketType = (typeof PacketType)[keyof typeof PacketType];
  * How a packet's payload splits into arguments (the rule of gearmand's `unpack()`):
  * - `data: true`: `argc` NUL-terminated arguments, then opaque data (may hold NULs) as one more argument;
  * - `data: false`: `argc - 1` NUL-terminated arguments, the last one is the rest of the payload.
+ *
+ * `reply` is the packet gearmand answers a request with (or an ERROR in its place, R1); 0 if none.
  */
 export interface PacketSpec {
   readonly name: string;
   readonly argc: number;
   readonly data: boolean;
+  readonly reply: PacketType | 0;
 }
-
-const spec = (name: string, argc: number, data: boolean): PacketSpec => ({ name, argc, data });
 
 /** Indexed by packet type; `undefined` for 0, 5 (unused) and anything above 42. */
 export const PACKET_SPECS: readonly (PacketSpec | undefined)[] = (() => {
   const specs: (PacketSpec | undefined)[] = new Array(43).fill(undefined);
-  const define = (type: PacketType, argc: number, data: boolean) => {
+  const define = (type: PacketType, argc: number, data: boolean, reply: PacketType | 0 = 0) => {
     const name = Object.keys(PacketType).find((k) => PacketType[k as keyof typeof PacketType] === type)!;
-    specs[type] = spec(name, argc, data);
+    specs[type] = { name, argc, data, reply };
   };
   define(PacketType.CAN_DO, 1, false);
   define(PacketType.CANT_DO, 1, false);
   define(PacketType.RESET_ABILITIES, 0, false);
   define(PacketType.PRE_SLEEP, 0, false);
   define(PacketType.NOOP, 0, false);
-  define(PacketType.SUBMIT_JOB, 2, true);
+  define(PacketType.SUBMIT_JOB, 2, true, PacketType.JOB_CREATED);
   define(PacketType.JOB_CREATED, 1, false);
   define(PacketType.GRAB_JOB, 0, false);
   define(PacketType.NO_JOB, 0, false);
@@ -83,46 +84,79 @@ export const PACKET_SPECS: readonly (PacketSpec | undefined)[] = (() => {
   // A WORK_FAIL that gearmand makes from a WORK_EXCEPTION carries `handle\0` (trailing NUL,
   // unlike the PROTOCOL text): the handle is "the rest", so readers must strip that NUL (R9).
   define(PacketType.WORK_FAIL, 1, false);
-  define(PacketType.GET_STATUS, 1, false);
-  define(PacketType.ECHO_REQ, 0, true);
+  define(PacketType.GET_STATUS, 1, false, PacketType.STATUS_RES);
+  define(PacketType.ECHO_REQ, 0, true, PacketType.ECHO_RES);
   define(PacketType.ECHO_RES, 0, true);
-  define(PacketType.SUBMIT_JOB_BG, 2, true);
+  define(PacketType.SUBMIT_JOB_BG, 2, true, PacketType.JOB_CREATED);
   define(PacketType.ERROR, 2, false);
   define(PacketType.STATUS_RES, 5, false);
-  define(PacketType.SUBMIT_JOB_HIGH, 2, true);
+  define(PacketType.SUBMIT_JOB_HIGH, 2, true, PacketType.JOB_CREATED);
   define(PacketType.SET_CLIENT_ID, 1, false);
   // Timeout is ASCII decimal milliseconds (the PROTOCOL text says nothing of units; R8).
   define(PacketType.CAN_DO_TIMEOUT, 2, false);
   define(PacketType.ALL_YOURS, 0, false);
   define(PacketType.WORK_EXCEPTION, 1, true);
-  define(PacketType.OPTION_REQ, 1, false);
+  define(PacketType.OPTION_REQ, 1, false, PacketType.OPTION_RES);
   define(PacketType.OPTION_RES, 1, false);
   define(PacketType.WORK_DATA, 1, true);
   define(PacketType.WORK_WARNING, 1, true);
   define(PacketType.GRAB_JOB_UNIQ, 0, false);
   define(PacketType.JOB_ASSIGN_UNIQ, 3, true);
-  define(PacketType.SUBMIT_JOB_HIGH_BG, 2, true);
-  define(PacketType.SUBMIT_JOB_LOW, 2, true);
-  define(PacketType.SUBMIT_JOB_LOW_BG, 2, true);
+  define(PacketType.SUBMIT_JOB_HIGH_BG, 2, true, PacketType.JOB_CREATED);
+  define(PacketType.SUBMIT_JOB_LOW, 2, true, PacketType.JOB_CREATED);
+  define(PacketType.SUBMIT_JOB_LOW_BG, 2, true, PacketType.JOB_CREATED);
   // Parsed by gearmand 1.1.20 but answered with ERROR INVALID_COMMAND.
-  define(PacketType.SUBMIT_JOB_SCHED, 7, true);
-  define(PacketType.SUBMIT_JOB_EPOCH, 3, true);
+  define(PacketType.SUBMIT_JOB_SCHED, 7, true, PacketType.JOB_CREATED);
+  define(PacketType.SUBMIT_JOB_EPOCH, 3, true, PacketType.JOB_CREATED);
   // The server parses FOUR NUL-terminated arguments (func, unique, reducer, aggregator) before
   // the data; PROTOCOL lists three, and the three-argument form makes gearmand drop the connection.
-  define(PacketType.SUBMIT_REDUCE_JOB, 4, true);
-  define(PacketType.SUBMIT_REDUCE_JOB_BACKGROUND, 4, true);
+  define(PacketType.SUBMIT_REDUCE_JOB, 4, true, PacketType.JOB_CREATED);
+  define(PacketType.SUBMIT_REDUCE_JOB_BACKGROUND, 4, true, PacketType.JOB_CREATED);
   define(PacketType.GRAB_JOB_ALL, 0, false);
   define(PacketType.JOB_ASSIGN_ALL, 4, true);
-  define(PacketType.GET_STATUS_UNIQUE, 1, false);
+  define(PacketType.GET_STATUS_UNIQUE, 1, false, PacketType.STATUS_RES_UNIQUE);
   // The first field is the unique (PROTOCOL says handle), then known, running, num, den, waiting clients.
   define(PacketType.STATUS_RES_UNIQUE, 6, false);
   return specs;
 })();
 
-/** Number of arguments a packet of this type carries (data counted as one). */
+/*
+ * PACKET_SPECS flattened, once, into typed arrays indexed by type (0 to 255): the encoder, the
+ * decoder and the connection read them per packet, where a flat array beats an object lookup.
+ * Treat them as read-only.
+ */
+
+/** Arguments in all (opaque data counted as one); -1 for an unknown type. */
+export const ARG_COUNTS = new Int8Array(256).fill(-1);
+/** NUL-terminated arguments (all but the last); -1 for an unknown type. */
+export const TERMINATED_ARGS = new Int8Array(256).fill(-1);
+/** The reply type of a request type; 0 for none. */
+const REPLY_TYPE_OF = new Uint8Array(256);
+/** 1 for the types that answer a request. */
+const IS_REPLY_TYPE = new Uint8Array(256);
+PACKET_SPECS.forEach((spec, type) => {
+  if (!spec) return;
+  ARG_COUNTS[type] = spec.data ? spec.argc + 1 : spec.argc;
+  TERMINATED_ARGS[type] = spec.data ? spec.argc : spec.argc - 1;
+  REPLY_TYPE_OF[type] = spec.reply;
+  if (spec.reply !== 0) IS_REPLY_TYPE[spec.reply] = 1;
+});
+
+const inTable = (type: number): boolean => type >= 0 && type < 256;
+
+/** Number of arguments a packet of this type carries (data counted as one); -1 for an unknown type. */
 export function packetArgCount(type: number): number {
-  const s = PACKET_SPECS[type];
-  return s ? s.argc + (s.data ? 1 : 0) : -1;
+  return inTable(type) ? ARG_COUNTS[type] : -1;
+}
+
+/** The packet gearmand answers a request of this type with (an ERROR may come in its place); 0 if none. */
+export function replyTypeOf(type: number): number {
+  return inTable(type) ? REPLY_TYPE_OF[type] : 0;
+}
+
+/** Whether a packet of this type answers a request (as opposed to arriving unasked: WORK_*, NOOP, JOB_ASSIGN...). */
+export function isReplyType(type: number): boolean {
+  return inTable(type) && IS_REPLY_TYPE[type] === 1;
 }
 
 export function packetName(type: number): string {
