@@ -10,6 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { parseArgs as parseCliArgs } from 'node:util';
 import { type BenchArgs, type Created, type Done, loadCommon, type NodeCommon, type WorkerCounter } from './harness.js';
 
 // BENCH_NODELAY=1 (variant "+nodelay"): TCP_NODELAY on every socket (the engine sets it anyway).
@@ -37,19 +38,63 @@ function hookSigterm(): void {
   sigtermHooked = true;
   process.on('SIGTERM', () => {
     const wall = nowS() - progress.t0;
-    emit({ partial: true, what: progress.what || null, n: progress.n, done: progress.done, wall_s: +wall.toFixed(3), per_s: +(progress.done / wall).toFixed(1) });
+    emit({
+      partial: true,
+      what: progress.what || null,
+      n: progress.n,
+      done: progress.done,
+      wall_s: +wall.toFixed(3),
+      per_s: +(progress.done / wall).toFixed(1),
+    });
     process.exit(3);
   });
 }
 
-function parseArgs(argv = process.argv.slice(2)): BenchArgs {
-  const o: Record<string, string | number> = { host: '127.0.0.1', port: 4730, workload: 'w1', mode: 'echo', n: 1000, c: 1, size: 64, warmup: 0 };
-  for (let i = 0; i + 1 < argv.length; i += 2) {
-    const k = argv[i].replace(/^--/, '');
-    if (!(k in o) && k !== 'window') throw new Error(`unknown option ${argv[i]}`);
-    o[k] = /^\d+$/.test(argv[i + 1]) ? Number(argv[i + 1]) : argv[i + 1];
-  }
-  return o as unknown as BenchArgs;
+/** The harness's CLI defaults (node-common's). */
+const DEFAULTS: BenchArgs = {
+  host: '127.0.0.1',
+  port: 4730,
+  workload: 'w1',
+  mode: 'echo',
+  n: 1000,
+  c: 1,
+  size: 64,
+  warmup: 0,
+};
+
+/** `--name value` options of the adapter contract; `--window` is accepted and ignored, as in node-common. */
+function parseArgs(args = process.argv.slice(2)): BenchArgs {
+  const text = { type: 'string' } as const;
+  const { values } = parseCliArgs({
+    args,
+    options: {
+      host: text,
+      port: text,
+      workload: text,
+      mode: text,
+      n: text,
+      c: text,
+      size: text,
+      warmup: text,
+      window: text,
+    },
+  });
+  const count = (name: 'port' | 'n' | 'c' | 'size' | 'warmup'): number => {
+    const value = values[name];
+    if (value === undefined) return DEFAULTS[name];
+    if (!/^\d+$/.test(value)) throw new Error(`--${name} takes a whole number, not ${JSON.stringify(value)}`);
+    return Number(value);
+  };
+  return {
+    host: values.host ?? DEFAULTS.host,
+    port: count('port'),
+    workload: values.workload ?? DEFAULTS.workload,
+    mode: values.mode ?? DEFAULTS.mode,
+    n: count('n'),
+    c: count('c'),
+    size: count('size'),
+    warmup: count('warmup'),
+  };
 }
 
 const fillers = new Map<number, Buffer>();
@@ -83,7 +128,12 @@ interface Windowed {
 }
 
 /** Keeps `c` foreground jobs in flight until `n` have finished. */
-function windowed(n: number, c: number, size: number, submit: (i: number, p: Buffer, done: Done) => void): Promise<Windowed> {
+function windowed(
+  n: number,
+  c: number,
+  size: number,
+  submit: (i: number, p: Buffer, done: Done) => void,
+): Promise<Windowed> {
   return new Promise((resolve) => {
     const lat: number[] = [];
     let next = 0;
@@ -123,13 +173,22 @@ async function runForeground(o: BenchArgs, submit: (i: number, p: Buffer, done: 
   const c0 = cpuS();
   const r = await windowed(o.n, o.c, o.size, submit);
   const cpu = cpuS() - c0;
-  if (process.env.BENCH_LAT_DUMP) writeFileSync(process.env.BENCH_LAT_DUMP, r.lat.map((x) => (x * 1e6).toFixed(0)).join('\n'));
+  if (process.env.BENCH_LAT_DUMP)
+    writeFileSync(process.env.BENCH_LAT_DUMP, r.lat.map((x) => (x * 1e6).toFixed(0)).join('\n'));
   r.lat.sort((a, b) => a - b);
   emit({
-    workload: o.workload, n: o.n, c: o.c, size: o.size, completed: r.finished, errors: r.errors,
-    mismatches: r.mismatches, wall_s: +r.wall.toFixed(6), jobs_per_s: +(r.finished / r.wall).toFixed(1),
+    workload: o.workload,
+    n: o.n,
+    c: o.c,
+    size: o.size,
+    completed: r.finished,
+    errors: r.errors,
+    mismatches: r.mismatches,
+    wall_s: +r.wall.toFixed(6),
+    jobs_per_s: +(r.finished / r.wall).toFixed(1),
     mb_per_s: +((r.finished * o.size) / 1048576 / r.wall).toFixed(2),
-    p50_ms: +(percentile(r.lat, 50) * 1e3).toFixed(3), p99_ms: +(percentile(r.lat, 99) * 1e3).toFixed(3),
+    p50_ms: +(percentile(r.lat, 50) * 1e3).toFixed(3),
+    p99_ms: +(percentile(r.lat, 99) * 1e3).toFixed(3),
     cpu_s: +cpu.toFixed(3),
   });
   return r.finished === o.n && r.errors === 0 && r.mismatches === 0;
@@ -147,7 +206,15 @@ function runBackground(o: BenchArgs, submitBg: (i: number, p: Buffer, created: C
       else progress.done = ++created;
       if (created + errors === o.n) {
         const wall = nowS() - t0;
-        emit({ workload: 'w2', n: o.n, created, errors, wall_s: +wall.toFixed(6), jobs_per_s: +(created / wall).toFixed(1), cpu_s: +(cpuS() - c0).toFixed(3) });
+        emit({
+          workload: 'w2',
+          n: o.n,
+          created,
+          errors,
+          wall_s: +wall.toFixed(6),
+          jobs_per_s: +(created / wall).toFixed(1),
+          cpu_s: +(cpuS() - c0).toFixed(3),
+        });
         resolve(created === o.n);
       }
     };
@@ -171,7 +238,15 @@ function workerCounter(o: BenchArgs): WorkerCounter {
       if (drain && (p == null ? 0 : Buffer.byteLength(p)) !== o.size) bad++;
       if (drain && jobs === o.n) {
         const wall = nowS() - tFirst;
-        emit({ mode: 'drain', n: o.n, jobs, bad_payloads: bad, wall_s: +wall.toFixed(6), jobs_per_s: +((jobs - 1) / wall).toFixed(1), cpu_s: +(cpuS() - c0).toFixed(3) });
+        emit({
+          mode: 'drain',
+          n: o.n,
+          jobs,
+          bad_payloads: bad,
+          wall_s: +wall.toFixed(6),
+          jobs_per_s: +((jobs - 1) / wall).toFixed(1),
+          cpu_s: +(cpuS() - c0).toFixed(3),
+        });
         return true;
       }
       return false;
