@@ -1,31 +1,24 @@
 import { EventEmitter } from 'node:events';
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type { Socket } from 'node:net';
 import {
+  isReplyType,
   type Packet,
   type PacketArg,
   PacketDecoder,
   PacketType,
   PacketWriter,
   packetName,
+  readError,
+  replyTypeOf,
 } from '../protocol/index.js';
-import { type BackoffOptions, backoffDelay } from './backoff.js';
-import { GearmanConnectionError, GearmanServerError } from './errors.js';
+import { backoffDelay } from './backoff.js';
+import { GearmanConnectionError, GearmanServerError, GearmanTimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';
+import type { SocketSettings } from './options.js';
 import type { ResolvedServer } from './servers.js';
+import { openSocket } from './socket.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
-
-export interface ConnectionOptions {
-  /** Milliseconds to wait for a TCP (and TLS) connection (default 5000). */
-  connectTimeout?: number;
-  /** Reconnect policy, or `false` to stay down after a loss (default: backoff from 100 ms to 10 s). */
-  reconnect?: BackoffOptions | false;
-  /** Largest packet accepted from the server, in bytes (default 64 MiB). */
-  maxPacketSize?: number;
-  /** Bytes buffered for the socket above which `congested` is true (default 1 MiB). */
-  highWaterMark?: number;
-}
 
 /** Called with the reply to a request, in the order the requests were sent (R1). */
 export interface ReplyHandler {
@@ -40,32 +33,6 @@ export interface ConnectionEvents {
   error: [error: Error];
   drain: [];
 }
-
-const REPLY_TYPES = new Set<number>([
-  PacketType.JOB_CREATED,
-  PacketType.STATUS_RES,
-  PacketType.STATUS_RES_UNIQUE,
-  PacketType.ECHO_RES,
-  PacketType.OPTION_RES,
-]);
-
-/** The reply each request type gets (or ERROR in its place); 0 for requests without one. */
-const REPLY_TO: Record<number, number> = {
-  [PacketType.SUBMIT_JOB]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_BG]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_HIGH]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_HIGH_BG]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_LOW]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_LOW_BG]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_SCHED]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_JOB_EPOCH]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_REDUCE_JOB]: PacketType.JOB_CREATED,
-  [PacketType.SUBMIT_REDUCE_JOB_BACKGROUND]: PacketType.JOB_CREATED,
-  [PacketType.GET_STATUS]: PacketType.STATUS_RES,
-  [PacketType.GET_STATUS_UNIQUE]: PacketType.STATUS_RES_UNIQUE,
-  [PacketType.ECHO_REQ]: PacketType.ECHO_RES,
-  [PacketType.OPTION_REQ]: PacketType.OPTION_RES,
-};
 
 /** TCP reads land in a reusable buffer of this size (`onread`), not in a new one per read. */
 const READ_BUFFER = 64 * 1024;
@@ -99,7 +66,6 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private readingDirect = false;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
   /**
    * Pending waitConnected() calls, settled on connect or close (even between attempts, when there is
@@ -107,22 +73,16 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
    * while a server is down without tripping the MaxListeners leak warning.
    */
   private readonly connectWaiters = new Set<(err?: Error) => void>();
-  private readonly options: Required<Omit<ConnectionOptions, 'reconnect'>> & { reconnect: BackoffOptions | false };
 
   constructor(
     readonly server: ResolvedServer,
-    options: ConnectionOptions = {},
+    /** Resolved by resolveConnectionOptions(): every default applied. */
+    private readonly settings: SocketSettings,
   ) {
     super();
-    this.options = {
-      connectTimeout: options.connectTimeout ?? 5000,
-      reconnect: options.reconnect ?? {},
-      maxPacketSize: options.maxPacketSize ?? 64 * 1024 * 1024,
-      highWaterMark: options.highWaterMark ?? 1024 * 1024,
-    };
     this.decoder = new PacketDecoder((packet) => this.dispatch(packet), {
       magic: 'RES',
-      maxPacketSize: this.options.maxPacketSize,
+      maxPacketSize: settings.maxPacketSize,
     });
   }
 
@@ -136,7 +96,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   /** True while the socket has more than `highWaterMark` bytes waiting: producers should hold back. */
   get congested(): boolean {
-    return this.writer.pendingBytes + (this.socket?.writableLength ?? 0) > this.options.highWaterMark;
+    return this.writer.pendingBytes + (this.socket?.writableLength ?? 0) > this.settings.highWaterMark;
   }
 
   /** Requests awaiting their reply. */
@@ -151,7 +111,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Resolves once connected; rejects with CONNECT_TIMEOUT after `timeoutMs`, or CLOSED. */
-  waitConnected(timeoutMs = this.options.connectTimeout): Promise<void> {
+  waitConnected(timeoutMs = this.settings.connectTimeout): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
     if (this.state === 'closed') return Promise.reject(this.closedError());
     this.start();
@@ -197,12 +157,40 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   request(type: number, args: readonly PacketArg[], handler: ReplyHandler): void {
     this.send(type, args);
     this.replies.push(handler);
-    this.replyTypes.push(REPLY_TO[type] ?? 0);
+    this.replyTypes.push(replyTypeOf(type));
   }
 
-  /** Promise form of `request`. */
-  call(type: number, args: readonly PacketArg[]): Promise<Packet> {
-    return new Promise((resolve, reject) => this.request(type, args, { resolve, reject }));
+  /**
+   * Promise form of `request`. With `timeoutMs`, rejects with TIMEOUT when no reply came in time: a
+   * stalled link (socket open, nothing arriving) must not hang a query. A late reply is still
+   * consumed in its turn (R1). Rejects at once when not connected.
+   */
+  call(type: number, args: readonly PacketArg[], timeoutMs?: number): Promise<Packet> {
+    if (timeoutMs === undefined) return new Promise((resolve, reject) => this.request(type, args, { resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new GearmanTimeoutError(`No reply to ${packetName(type)} from gearmand at ${this.address} within ${timeoutMs} ms: is it overloaded or unreachable?`),
+          ),
+        timeoutMs,
+      );
+      try {
+        this.request(type, args, {
+          resolve: (packet) => {
+            clearTimeout(timer);
+            resolve(packet);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        });
+      } catch (error) {
+        clearTimeout(timer);
+        reject(error);
+      }
+    });
   }
 
   /** Closes the socket for good; pending requests fail with CLOSED. */
@@ -211,7 +199,6 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     const wasIdle = this.state === 'idle';
     this.state = 'closed';
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.connectTimer);
     this.settleWaiters(this.closedError());
     const socket = this.socket;
     if (!socket || wasIdle) {
@@ -234,31 +221,18 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private open(): void {
     this.state = this.attempt === 0 ? 'connecting' : 'reconnecting';
-    const { host, port, tls } = this.server;
     this.readingDirect = false;
     this.readBuffer = undefined;
     // TCP reads go through `onread` (no stream machinery, no buffer per read, large packets read in
     // place); TLS sockets deliver 'data' events.
-    const socket: Socket = tls
-      ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ...tls })
-      : netConnect({
-          host,
-          port,
-          onread: { buffer: () => this.nextReadBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(socket, n, buf) },
-        });
+    const tls = this.server.tls !== undefined;
+    const socket = openSocket(
+      this.server,
+      this.settings,
+      (s) => this.onOpen(s),
+      tls ? undefined : { buffer: () => this.nextReadBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(socket, n, buf) },
+    );
     this.socket = socket;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
-    this.connectTimer = setTimeout(() => {
-      socket.destroy(
-        new GearmanConnectionError(
-          'CONNECT_TIMEOUT',
-          `Connecting to gearmand at ${this.address} timed out after ${this.options.connectTimeout} ms`,
-          this.address,
-        ),
-      );
-    }, this.options.connectTimeout);
-    socket.once(tls ? 'secureConnect' : 'connect', () => this.onOpen(socket));
     if (tls) socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('drain', () => {
       this.waitingDrain = false;
@@ -274,7 +248,6 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private onOpen(socket: Socket): void {
     if (socket !== this.socket) return;
-    clearTimeout(this.connectTimer);
     this.attempt = 0;
     this.lastError = undefined;
     if (this.state === 'closed') return;
@@ -327,7 +300,6 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private onClose(socket: Socket): void {
     if (socket !== this.socket) return;
-    clearTimeout(this.connectTimer);
     this.socket = undefined;
     this.waitingDrain = false;
     this.flushScheduled = false;
@@ -346,12 +318,12 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       return;
     }
     if (wasConnected) this.emit('disconnected', this.address, error);
-    if (this.options.reconnect === false) {
+    if (this.settings.reconnect === false) {
       this.state = 'closed';
       return;
     }
     this.attempt++;
-    const delay = backoffDelay(this.attempt, this.options.reconnect);
+    const delay = backoffDelay(this.attempt, this.settings.reconnect);
     this.state = 'reconnecting';
     this.emit('reconnecting', this.address, this.attempt, delay);
     this.reconnectTimer = setTimeout(() => {
@@ -374,7 +346,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private dispatch(packet: Packet): void {
     const type = packet.type;
-    if (REPLY_TYPES.has(type)) {
+    if (isReplyType(type)) {
       const due = this.replyTypes.shift();
       const handler = this.replies.shift();
       if (!handler) {
@@ -408,11 +380,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   }
 
   serverError(packet: Packet): GearmanServerError {
-    return new GearmanServerError(
-      packet.args[0]?.toString('latin1') ?? 'UNKNOWN',
-      packet.args[1]?.toString('utf8') ?? '',
-      this.address,
-    );
+    const { code, message } = readError(packet);
+    return new GearmanServerError(code, message, this.address);
   }
 
   private protocolConfusion(message: string): void {
@@ -435,7 +404,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     if (!socket || this.writer.pendingBytes === 0 || this.state === 'connecting' || this.state === 'reconnecting') return;
     // Past the high-water mark, the rest waits for 'drain'; below it, small packets (a GRAB behind a
     // large WORK_COMPLETE) go to the socket at once instead of waiting for the large one to leave.
-    if (this.waitingDrain && socket.writableLength > this.options.highWaterMark) return;
+    if (this.waitingDrain && socket.writableLength > this.settings.highWaterMark) return;
     const chunks = this.writer.take();
     let ok = true;
     if (chunks.length === 1) ok = socket.write(chunks[0]);
@@ -446,10 +415,6 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     }
     this.waitingDrain = !ok;
   }
-}
-
-function isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
 /**

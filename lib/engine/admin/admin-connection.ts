@@ -1,5 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type { Socket } from 'node:net';
 import {
   type AdminReply,
   AdminReplyReader,
@@ -16,24 +15,25 @@ import {
   parseStatus,
   parseWorkers,
   type WorkerInfo,
-} from '../protocol/admin-replies.js';
-import {
-  GearmanAdminError,
-  GearmanConnectionError,
-  GearmanError,
-  GearmanTimeoutError,
-  invalidArgument,
-} from './errors.js';
-import { type ResolvedServer, resolveServers, type ServerSpec } from './servers.js';
+} from '../../protocol/admin-replies.js';
+import { GearmanAdminError, GearmanConnectionError, GearmanTimeoutError, invalidArgument } from '../errors.js';
+import { type ConnectionOptions, ENGINE_DEFAULTS, positiveInt, resolveConnectionOptions } from '../options.js';
+import type { ResolvedServer } from '../servers.js';
+import { openSocket } from '../socket.js';
 
 export type { FunctionPriorityStatus, FunctionStatus, JobInfo, WorkerInfo };
 
-/** Timeouts of one admin connection, in milliseconds. */
-export interface GearmanAdminConnectionOptions {
-  /** Time allowed to open the socket (and finish the TLS handshake). Default 5000. */
-  connectTimeout?: number;
+/** Timeouts (in milliseconds) and keep-alive of one admin connection. */
+export interface GearmanAdminConnectionOptions extends Pick<ConnectionOptions, 'connectTimeout' | 'keepAlive'> {
   /** Time allowed for each reply, counted from when the command is on a connected socket. Default 5000. */
   commandTimeout?: number;
+}
+
+/** What one admin connection runs with, every default applied. */
+interface AdminSettings {
+  readonly connectTimeout: number;
+  readonly keepAlive: number | false;
+  readonly commandTimeout: number;
 }
 
 /** A per-queue-priority `maxqueue` limit. Each is compared with the function's TOTAL (queued plus running). */
@@ -42,17 +42,6 @@ export interface MaxQueueLimits {
   normal: number;
   low: number;
 }
-
-/** One server's outcome in a multi-server call: its value, or the error it failed with. */
-export type ServerResult<T> =
-  | { readonly server: string; readonly ok: true; readonly value: T }
-  | { readonly server: string; readonly ok: false; readonly error: Error };
-
-/** A row of a merged multi-server list, tagged with the server (`host:port`) it came from. */
-export type WithServer<T> = T & { readonly server: string };
-
-export const DEFAULT_ADMIN_CONNECT_TIMEOUT = 5000;
-export const DEFAULT_ADMIN_COMMAND_TIMEOUT = 5000;
 
 interface PendingCommand {
   readonly line: string;
@@ -94,16 +83,19 @@ const CODELESS_ERRORS: Record<string, string> = {
 export class GearmanAdminConnection {
   private link: Link | undefined;
   private closed = false;
-  private readonly connectTimeout: number;
-  private readonly commandTimeout: number;
+  private readonly settings: AdminSettings;
 
   constructor(
     /** The server this connection talks to. */
     readonly server: ResolvedServer,
     options: GearmanAdminConnectionOptions = {},
   ) {
-    this.connectTimeout = checkTimeout('connectTimeout', options.connectTimeout, DEFAULT_ADMIN_CONNECT_TIMEOUT);
-    this.commandTimeout = checkTimeout('commandTimeout', options.commandTimeout, DEFAULT_ADMIN_COMMAND_TIMEOUT);
+    const { connectTimeout, keepAlive } = resolveConnectionOptions({
+      connectTimeout: options.connectTimeout,
+      keepAlive: options.keepAlive,
+    });
+    const commandTimeout = positiveInt('commandTimeout', options.commandTimeout, ENGINE_DEFAULTS.commandTimeout);
+    this.settings = { connectTimeout, keepAlive, commandTimeout };
   }
 
   /** `host:port` of the server. */
@@ -284,9 +276,10 @@ export class GearmanAdminConnection {
   }
 
   private open(): Link {
-    const { host, port, tls } = this.server;
-    const socket = tls ? tlsConnect({ ...tls, host, port }) : netConnect({ host, port });
-    socket.setNoDelay(true);
+    const socket = openSocket(this.server, this.settings, () => {
+      link.connected = true;
+      for (const entry of link.pending) this.arm(link, entry);
+    });
     const link: Link = {
       socket,
       pending: [],
@@ -295,24 +288,6 @@ export class GearmanAdminConnection {
     };
     this.link = link;
 
-    const connectTimer = setTimeout(() => {
-      this.shut(
-        link,
-        () =>
-          new GearmanConnectionError(
-            'CONNECT_TIMEOUT',
-            `Could not connect to gearmand at ${this.address} within ${this.connectTimeout} ms` +
-              `${tls ? ' (TLS handshake included; is TLS enabled on that port?)' : ''}: check the address, firewall and that gearmand is running, or raise connectTimeout`,
-            this.address,
-          ),
-      );
-    }, this.connectTimeout);
-
-    socket.once(tls ? 'secureConnect' : 'connect', () => {
-      clearTimeout(connectTimer);
-      link.connected = true;
-      for (const entry of link.pending) this.arm(link, entry);
-    });
     socket.on('data', (chunk: Buffer) => {
       try {
         link.reader.push(chunk);
@@ -331,9 +306,12 @@ export class GearmanAdminConnection {
     });
     socket.on('error', (error) => {
       link.lastError = error;
+      // openSocket gave up connecting: the waiting commands fail with what to do about it.
+      if (error instanceof GearmanConnectionError && error.code === 'CONNECT_TIMEOUT') {
+        this.shut(link, () => this.connectTimeoutError(error));
+      }
     });
     socket.on('close', () => {
-      clearTimeout(connectTimer);
       if (this.link === link) this.link = undefined;
       link.reader.reset();
       const pending = link.pending.splice(0);
@@ -343,6 +321,16 @@ export class GearmanAdminConnection {
       }
     });
     return link;
+  }
+
+  private connectTimeoutError(cause: GearmanConnectionError): GearmanConnectionError {
+    return new GearmanConnectionError(
+      'CONNECT_TIMEOUT',
+      `Could not connect to gearmand at ${this.address} within ${this.settings.connectTimeout} ms` +
+        `${this.server.tls ? ' (TLS handshake included; is TLS enabled on that port?)' : ''}: check the address, firewall and that gearmand is running, or raise connectTimeout`,
+      this.address,
+      { cause },
+    );
   }
 
   private lostError(link: Link, entry: PendingCommand): GearmanConnectionError {
@@ -373,7 +361,7 @@ export class GearmanAdminConnection {
       link.pending.splice(index, 1);
       entry.reject(
         new GearmanTimeoutError(
-          `gearmand at ${this.address} did not answer "${entry.line}" within ${this.commandTimeout} ms: ` +
+          `gearmand at ${this.address} did not answer "${entry.line}" within ${this.settings.commandTimeout} ms: ` +
             'the server may be overloaded or stuck; raise commandTimeout or check the server (the connection was closed and the next command reconnects)',
         ),
       );
@@ -386,7 +374,7 @@ export class GearmanAdminConnection {
             this.address,
           ),
       );
-    }, this.commandTimeout);
+    }, this.settings.commandTimeout);
   }
 
   /** Closes a link on purpose; its waiting commands fail with `reason` when the socket has closed. */
@@ -422,239 +410,14 @@ export class GearmanAdminConnection {
   }
 }
 
-/** Options of {@link GearmanAdmin}. */
-export interface GearmanAdminOptions extends GearmanAdminConnectionOptions {
-  /** The gearmand servers; `127.0.0.1:4730` when omitted. */
-  servers?: ServerSpec | ServerSpec[];
-  /** TLS for every server that does not set its own (`true` for node:tls defaults). */
-  tls?: boolean | TlsConnectionOptions;
-}
-
 /**
- * Several servers of a multi-server admin call failed. `failures` has each failed server and its
- * error. Code `NO_SERVER`: no server answered; `ADMIN_ERROR`: some answered, but the outcome is
- * incomplete (see the method that raised it).
+ * @internal Admin arguments are split on spaces by gearmand, so one argument cannot hold
+ * whitespace. GearmanAdmin checks a handle once before asking every server.
  */
-export class GearmanAdminServersError extends GearmanError {
-  override name = 'GearmanAdminServersError';
-  constructor(
-    code: 'NO_SERVER' | 'ADMIN_ERROR',
-    message: string,
-    readonly failures: ReadonlyArray<{ readonly server: string; readonly error: Error }>,
-  ) {
-    super(code, message, { cause: failures[0]?.error });
-  }
-}
-
-/**
- * Admin commands over one or many gearmand servers, one {@link GearmanAdminConnection} each,
- * opened lazily.
- *
- * Merged reads (`status`, `priorityStatus`, `workers`, `showJobs`, `showUniqueJobs`) ask every
- * server at once and merge the servers that answered: a server that is down is left out, so one
- * dead server does not blind a dashboard to the others. They reject only when no server answers
- * (with that server's own error when there is one server, else {@link GearmanAdminServersError}
- * naming each). Use the `...ByServer` methods or {@link eachServer} to see which servers answered,
- * e.g. in a health check.
- */
-export class GearmanAdmin {
-  private readonly connections = new Map<string, GearmanAdminConnection>();
-
-  constructor(options: GearmanAdminOptions = {}) {
-    const { connectTimeout, commandTimeout } = options;
-    for (const server of resolveServers(options.servers, options.tls)) {
-      this.connections.set(server.address, new GearmanAdminConnection(server, { connectTimeout, commandTimeout }));
-    }
-  }
-
-  /** The servers' addresses (`host:port`), in the order given. */
-  get servers(): string[] {
-    return [...this.connections.keys()];
-  }
-
-  /** The connection to one server, by its address as given (`'host'`, `'host:port'`, or as listed in {@link servers}). */
-  server(address: string): GearmanAdminConnection {
-    let key = address;
-    try {
-      key = resolveServers(address)[0].address;
-    } catch {
-      // Not a valid address: reported as unknown below.
-    }
-    const connection = this.connections.get(key);
-    if (!connection) {
-      throw invalidArgument(`Unknown gearmand ${JSON.stringify(address)}: this GearmanAdmin knows ${this.servers.join(', ')}`);
-    }
-    return connection;
-  }
-
-  /**
-   * Runs `fn` on every server's connection at once. Never rejects: each server's value or error
-   * is in its own result, in server order.
-   */
-  eachServer<T>(fn: (connection: GearmanAdminConnection) => Promise<T>): Promise<ServerResult<T>[]> {
-    return Promise.all(
-      [...this.connections.values()].map(async (connection): Promise<ServerResult<T>> => {
-        try {
-          return { server: connection.address, ok: true, value: await fn(connection) };
-        } catch (error) {
-          return { server: connection.address, ok: false, error: toError(error) };
-        }
-      }),
-    );
-  }
-
-  /** `status` of each server, failures included. */
-  statusByServer(): Promise<ServerResult<FunctionStatus[]>[]> {
-    return this.eachServer((c) => c.status());
-  }
-
-  /** `prioritystatus` of each server, failures included. */
-  priorityStatusByServer(): Promise<ServerResult<FunctionPriorityStatus[]>[]> {
-    return this.eachServer((c) => c.priorityStatus());
-  }
-
-  /** `status` summed by function over the servers that answered (workers summed too), in order of first appearance. */
-  async status(): Promise<FunctionStatus[]> {
-    const sum = new Map<string, { function: string; total: number; running: number; workers: number }>();
-    for (const { value } of await this.answered('status', (c) => c.status())) {
-      for (const row of value) {
-        const acc = sum.get(row.function);
-        if (!acc) sum.set(row.function, { ...row });
-        else {
-          acc.total += row.total;
-          acc.running += row.running;
-          acc.workers += row.workers;
-        }
-      }
-    }
-    return [...sum.values()];
-  }
-
-  /** `prioritystatus` summed by function over the servers that answered, in order of first appearance. */
-  async priorityStatus(): Promise<FunctionPriorityStatus[]> {
-    const sum = new Map<string, { function: string; high: number; normal: number; low: number; workers: number }>();
-    for (const { value } of await this.answered('prioritystatus', (c) => c.priorityStatus())) {
-      for (const row of value) {
-        const acc = sum.get(row.function);
-        if (!acc) sum.set(row.function, { ...row });
-        else {
-          acc.high += row.high;
-          acc.normal += row.normal;
-          acc.low += row.low;
-          acc.workers += row.workers;
-        }
-      }
-    }
-    return [...sum.values()];
-  }
-
-  /** `workers` of the servers that answered, each row tagged with its server. */
-  async workers(): Promise<WithServer<WorkerInfo>[]> {
-    return tag(await this.answered('workers', (c) => c.workers()));
-  }
-
-  /** `show jobs` of the servers that answered, each row tagged with its server. */
-  async showJobs(): Promise<WithServer<JobInfo>[]> {
-    return tag(await this.answered('show jobs', (c) => c.showJobs()));
-  }
-
-  /** `show unique jobs` of the servers that answered, one row per job. */
-  async showUniqueJobs(): Promise<Array<{ readonly server: string; readonly unique: string }>> {
-    const answered = await this.answered('show unique jobs', (c) => c.showUniqueJobs());
-    return answered.flatMap(({ server, value }) => value.map((unique) => ({ server, unique })));
-  }
-
-  /**
-   * `maxqueue` on every server; resolves with whether each server applied it (`false`: that
-   * gearmand does not know the function yet, see {@link GearmanAdminConnection.maxqueue}).
-   * Unlike the reads, this rejects if any server failed, after the others applied it, because a
-   * limit silently missing on one server is worse than an error: `maxqueue` is idempotent, so
-   * retry (or use `eachServer`).
-   */
-  async maxqueue(fn: string, limit: number | MaxQueueLimits): Promise<Array<{ readonly server: string; readonly applied: boolean }>> {
-    const results = await this.eachServer((c) => c.maxqueue(fn, limit));
-    const failures = failed(results);
-    if (failures.length === 0) return results.flatMap((r) => (r.ok ? [{ server: r.server, applied: r.value }] : []));
-    if (results.length === 1) throw failures[0].error;
-    const applied = results.filter((r) => r.ok).map((r) => r.server);
-    throw new GearmanAdminServersError(
-      applied.length ? 'ADMIN_ERROR' : 'NO_SERVER',
-      `maxqueue ${fn} was ${applied.length ? `sent to ${applied.join(', ')} but ` : ''}not applied on ${describe(failures)}: retry once those servers answer`,
-      failures,
-    );
-  }
-
-  /**
-   * `cancel job` on one server, or on every server when `server` is omitted. Resolves `true` if a
-   * server answered OK, `false` if every server answered that it does not know the job. When no
-   * server said OK and some could not be asked, it rejects, as the job may be on those.
-   *
-   * Job handles are unique per server only: gearmands on one host give out the same
-   * `H:<hostname>:<n>` handles, so without `server` a job with that handle is cancelled on every
-   * server that has one. Pass the server the job was submitted to whenever it is known. See
-   * {@link GearmanAdminConnection.cancelJob} about running jobs.
-   */
-  async cancelJob(handle: string, server?: string): Promise<boolean> {
-    if (server !== undefined) return this.server(server).cancelJob(handle);
-    checkToken('Job handle', handle);
-    const results = await this.eachServer((c) => c.cancelJob(handle));
-    if (results.some((r) => r.ok && r.value)) return true;
-    const failures = failed(results);
-    if (failures.length === 0) return false;
-    if (results.length === 1) throw failures[0].error;
-    const answered = results.filter((r) => r.ok).map((r) => r.server);
-    throw new GearmanAdminServersError(
-      answered.length ? 'ADMIN_ERROR' : 'NO_SERVER',
-      `Could not cancel job ${handle}: ${answered.length ? `${answered.join(', ')} do not know it, and ` : ''}${describe(failures)} could not be asked`,
-      failures,
-    );
-  }
-
-  /** Closes every server's connection. */
-  async close(): Promise<void> {
-    await Promise.all([...this.connections.values()].map((c) => c.close()));
-  }
-
-  /** The servers that answered; rejects only when none did. */
-  private async answered<T>(what: string, fn: (connection: GearmanAdminConnection) => Promise<T>): Promise<Array<{ server: string; value: T }>> {
-    const results = await this.eachServer(fn);
-    const ok = results.flatMap((r) => (r.ok ? [{ server: r.server, value: r.value }] : []));
-    if (ok.length > 0) return ok;
-    const failures = failed(results);
-    if (failures.length === 1) throw failures[0].error;
-    throw new GearmanAdminServersError('NO_SERVER', `No gearmand answered "${what}": ${describe(failures)}`, failures);
-  }
-}
-
-function failed<T>(results: ServerResult<T>[]): Array<{ server: string; error: Error }> {
-  return results.flatMap((r) => (r.ok ? [] : [{ server: r.server, error: r.error }]));
-}
-
-function describe(failures: Array<{ server: string; error: Error }>): string {
-  return failures.map((f) => `${f.server} (${f.error.message})`).join('; ');
-}
-
-function tag<T extends object>(answered: Array<{ server: string; value: T[] }>): WithServer<T>[] {
-  return answered.flatMap(({ server, value }) => value.map((row) => ({ ...row, server })));
-}
-
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
-/** Admin arguments are split on spaces by gearmand, so one argument cannot hold whitespace. */
-function checkToken(what: string, value: string): void {
+export function checkToken(what: string, value: string): void {
   if (typeof value !== 'string' || value === '' || /[\s\0]/.test(value)) {
     throw invalidArgument(
       `${what} must be a non-empty string without spaces, line breaks or NUL, because gearmand splits admin commands on spaces (got ${JSON.stringify(value)})`,
     );
   }
-}
-
-function checkTimeout(what: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw invalidArgument(`${what} must be a positive number of milliseconds (got ${JSON.stringify(value)})`);
-  }
-  return value;
 }

@@ -1,23 +1,24 @@
 import { EventEmitter } from 'node:events';
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { type Packet, type PacketArg, PacketType } from '../protocol/index.js';
-import type { BackoffOptions } from './backoff.js';
-import { connectAny, GearmanConnection } from './connection.js';
-import { GearmanConnectionError, GearmanError, invalidArgument } from './errors.js';
-import { resolveServers, type ServerSpec } from './servers.js';
+import { type Packet, PacketType } from '../../protocol/index.js';
+import { type JobAssignment, readJobAssign } from '../../protocol/messages.js';
+import { connectAny, GearmanConnection } from '../connection.js';
+import { GearmanConnectionError, invalidArgument } from '../errors.js';
+import {
+  type ConnectionOptions,
+  ENGINE_DEFAULTS,
+  MAX_TIMER,
+  positiveInt,
+  type ResolvedConnectionOptions,
+  resolveConnectionOptions,
+} from '../options.js';
+import { GrabState } from './grab-state.js';
+import { type WorkerJobControl, WorkerJob } from './worker-job.js';
 
 /** How a failed handler is reported: WORK_EXCEPTION (with the error) or a plain WORK_FAIL. */
 export type ErrorMode = 'exception' | 'fail';
 
-export interface GearmanWorkerOptions {
-  /** gearmand servers (default `127.0.0.1:4730`); the worker connects to all of them. */
-  servers?: ServerSpec | ServerSpec[];
-  tls?: boolean | TlsConnectionOptions;
-  /** Milliseconds to wait for a connection (default 5000). */
-  connectTimeout?: number;
-  reconnect?: BackoffOptions | false;
-  /** SET_CLIENT_ID, shown by `gearadmin --workers` (sent again after every reconnect). */
-  clientId?: string;
+/** Options of {@link GearmanWorker}: the shared connection options (it connects to every server) and its own. */
+export interface GearmanWorkerOptions extends ConnectionOptions {
   /** Jobs run at once across all servers (default 1). The worker only GRABs when a slot is free. */
   maxJobs?: number;
   /** `uniq` (default): GRAB_JOB_UNIQ, handlers see the unique; `all`: GRAB_JOB_ALL, they see the reducer too. */
@@ -29,7 +30,6 @@ export interface GearmanWorkerOptions {
   pollInterval?: number;
   /** How a throwing handler is reported (default `exception`; see README on foreign callers). */
   errorMode?: ErrorMode;
-  maxPacketSize?: number;
 }
 
 export interface RegisterOptions {
@@ -61,95 +61,6 @@ export interface GearmanWorkerEvents {
   jobError: [error: unknown, job: WorkerJob];
 }
 
-/** Per-connection grab state. */
-class Slotted {
-  /** GRABs sent and not answered yet. */
-  grabs = 0;
-  /** May GRAB (false after NO_JOB until NOOP). */
-  awake = true;
-  /** PRE_SLEEP sent, waiting for NOOP. */
-  sleeping = false;
-  /**
-   * GRABs allowed in flight: 2 after waking (the second one's NO_JOB tells, along with the first
-   * one's job, that the queue is empty: PRE_SLEEP goes out with the WORK_COMPLETE, no extra round
-   * trip), doubling per job received (no GRAB storm on a short queue).
-   */
-  window = 1;
-  constructor(readonly conn: GearmanConnection) {}
-}
-
-/** A job assigned to this worker. */
-export class WorkerJob {
-  private done = false;
-  /** @internal the connection dropped: gearmand requeued the job, reports would go nowhere. */
-  lost = false;
-
-  constructor(
-    private readonly slot: Slotted,
-    readonly handle: string,
-    readonly functionName: string,
-    readonly unique: string,
-    readonly payload: Buffer,
-    /** GRAB_JOB_ALL only: the reducer function of a reduce job. */
-    readonly reducer: string | undefined,
-    private readonly onFinish: (job: WorkerJob) => void,
-  ) {}
-
-  /** `host:port` of the server that assigned the job. */
-  get server(): string {
-    return this.slot.conn.address;
-  }
-
-  /** True once complete, fail or exception was sent. */
-  get finished(): boolean {
-    return this.done;
-  }
-
-  /** WORK_DATA: a partial result streamed to the client. */
-  sendData(data: PacketArg): void {
-    this.report(PacketType.WORK_DATA, [this.handle, data]);
-  }
-
-  /** WORK_WARNING. */
-  sendWarning(data: PacketArg): void {
-    this.report(PacketType.WORK_WARNING, [this.handle, data]);
-  }
-
-  /** WORK_STATUS: progress as numerator/denominator (e.g. 3 of 10). */
-  sendStatus(numerator: number, denominator: number): void {
-    if (!Number.isFinite(numerator) || !Number.isFinite(denominator)) {
-      throw invalidArgument(`sendStatus needs finite numbers, got ${numerator}/${denominator}`);
-    }
-    this.report(PacketType.WORK_STATUS, [this.handle, String(Math.trunc(numerator)), String(Math.trunc(denominator))]);
-  }
-
-  complete(data: PacketArg = EMPTY): void {
-    this.end(PacketType.WORK_COMPLETE, [this.handle, data]);
-  }
-
-  /** WORK_FAIL: the job failed, no detail (every Gearman client understands it). */
-  fail(): void {
-    this.end(PacketType.WORK_FAIL, [this.handle]);
-  }
-
-  /** WORK_EXCEPTION: ends the job in gearmand 1.1.20, so no WORK_FAIL follows (R9). */
-  exception(data: PacketArg): void {
-    this.end(PacketType.WORK_EXCEPTION, [this.handle, data]);
-  }
-
-  private report(type: number, args: PacketArg[]): void {
-    if (this.done) throw new GearmanError('JOB_FINISHED', `Job ${this.handle} (${this.functionName}) already ended: nothing more can be sent for it`);
-    if (this.lost || !this.slot.conn.connected) return;
-    this.slot.conn.send(type, args);
-  }
-
-  private end(type: number, args: PacketArg[]): void {
-    this.report(type, args);
-    this.done = true;
-    this.onFinish(this);
-  }
-}
-
 /**
  * Gearman worker over one or many gearmand servers: registers functions on every server (again
  * after each reconnect), runs at most `maxJobs` jobs at once, pipelines GRABs where slots allow and
@@ -157,10 +68,15 @@ export class WorkerJob {
  */
 export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   readonly connections: readonly GearmanConnection[];
-  private readonly slots: Slotted[];
+  /** One per connection, in server order. */
+  private readonly states: GrabState[];
   private readonly functions = new Map<string, Registration>();
-  private readonly running = new Set<WorkerJob>();
+  /** Running jobs, with the worker's hold on each (see WorkerJobControl). */
+  private readonly running = new Map<WorkerJob, WorkerJobControl>();
+  private readonly settings: ResolvedConnectionOptions;
   private readonly maxJobs: number;
+  private readonly pollInterval: number;
+  private readonly errorMode: ErrorMode;
   private readonly grabType: number;
   private grabsOut = 0;
   private started = false;
@@ -168,34 +84,30 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private closed = false;
   private rotate = 0;
   private pumpScheduled = false;
-  /** GRABs in flight on a connection that has just woken up (see Slotted.window). */
+  /** GRABs in flight on a connection that has just woken up (see GrabState.window). */
   private readonly wakeWindow: number;
   private pollTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly options: GearmanWorkerOptions = {}) {
+  constructor(options: GearmanWorkerOptions = {}) {
     super();
-    const maxJobs = options.maxJobs ?? 1;
-    if (!Number.isInteger(maxJobs) || maxJobs < 1) throw invalidArgument(`maxJobs must be a whole number ≥ 1, got ${maxJobs}`);
-    this.maxJobs = maxJobs;
-    this.wakeWindow = Math.min(2, maxJobs);
+    this.settings = resolveConnectionOptions(options);
+    this.maxJobs = positiveInt('maxJobs', options.maxJobs, ENGINE_DEFAULTS.maxJobs);
+    this.pollInterval = positiveInt('pollInterval', options.pollInterval, ENGINE_DEFAULTS.pollInterval, MAX_TIMER, 0);
+    this.errorMode = options.errorMode ?? 'exception';
+    this.wakeWindow = Math.min(2, this.maxJobs);
     this.grabType = options.grab === 'all' ? PacketType.GRAB_JOB_ALL : PacketType.GRAB_JOB_UNIQ;
-    const servers = resolveServers(options.servers, options.tls);
-    this.slots = servers.map((server) => {
-      const conn = new GearmanConnection(server, {
-        connectTimeout: options.connectTimeout,
-        reconnect: options.reconnect,
-        maxPacketSize: options.maxPacketSize,
-      });
-      const slot = new Slotted(conn);
-      conn.onConnect = () => this.onConnect(slot);
-      conn.onPacket = (packet) => this.onPacket(slot, packet);
+    this.states = this.settings.servers.map((server) => {
+      const conn = new GearmanConnection(server, this.settings);
+      const state = new GrabState(conn);
+      conn.onConnect = () => this.onConnect(state);
+      conn.onPacket = (packet) => this.onPacket(state, packet);
       conn.on('connected', (s) => {
         this.emit('connected', s);
         this.pump();
       });
       conn.on('disconnected', (s, e) => {
-        this.onDisconnect(slot);
+        this.onDisconnect(state);
         this.emit('disconnected', s, e);
       });
       conn.on('reconnecting', (s, a, d) => this.emit('reconnecting', s, a, d));
@@ -203,9 +115,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       conn.on('error', (e) => {
         if (this.listenerCount('error') > 0) this.emit('error', e);
       });
-      return slot;
+      return state;
     });
-    this.connections = this.slots.map((s) => s.conn);
+    this.connections = this.states.map((s) => s.conn);
   }
 
   get servers(): string[] {
@@ -232,10 +144,10 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       throw invalidArgument(`timeout for ${functionName} must be whole milliseconds > 0 (gearmand raises values below 1000 to 1000)`);
     }
     this.functions.set(functionName, { handler, options });
-    for (const slot of this.slots) {
-      if (!slot.conn.connected) continue;
-      this.sendCanDo(slot, functionName, options);
-      slot.awake = true;
+    for (const state of this.states) {
+      if (!state.conn.connected) continue;
+      this.sendCanDo(state, functionName, options);
+      state.awake = true;
     }
     this.pump();
     return this;
@@ -247,7 +159,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
    */
   unregister(functionName: string): this {
     if (!this.functions.delete(functionName)) return this;
-    for (const slot of this.slots) if (slot.conn.connected) slot.conn.send(PacketType.CANT_DO, [functionName]);
+    for (const state of this.states) if (state.conn.connected) state.conn.send(PacketType.CANT_DO, [functionName]);
     return this;
   }
 
@@ -260,13 +172,12 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     if (!this.started) {
       this.started = true;
       for (const conn of this.connections) conn.start();
-      const interval = this.options.pollInterval ?? 5000;
-      if (interval > 0) {
-        this.pollTimer = setInterval(() => this.poll(), interval);
+      if (this.pollInterval > 0) {
+        this.pollTimer = setInterval(() => this.poll(), this.pollInterval);
         this.pollTimer.unref();
       }
     }
-    await connectAny(this.connections, this.options.connectTimeout ?? 5000);
+    await connectAny(this.connections, this.settings.connectTimeout);
     await this.registered();
   }
 
@@ -282,7 +193,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       conn.call(PacketType.ECHO_REQ, [EMPTY]).catch(() => undefined),
-      new Promise((resolve) => (timer = setTimeout(resolve, this.options.connectTimeout ?? 5000))),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.settings.connectTimeout))),
     ]);
     clearTimeout(timer);
   }
@@ -292,7 +203,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
    * closes. Jobs still running then are left to gearmand, which requeues them (R3): none is lost.
    * Resolves with the number of jobs abandoned that way.
    */
-  async close(timeout = 10_000): Promise<number> {
+  async close(timeout: number = ENGINE_DEFAULTS.closeTimeout): Promise<number> {
     if (this.closed) return 0;
     this.stopping = true;
     clearInterval(this.pollTimer);
@@ -307,60 +218,62 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     }
     this.closed = true;
     const abandoned = this.running.size;
-    for (const job of this.running) job.lost = true;
+    for (const control of this.running.values()) control.lost = true;
     await Promise.all(this.connections.map((c) => c.close()));
     return abandoned;
   }
 
-  private onConnect(slot: Slotted): void {
-    slot.grabs = 0;
-    slot.awake = true;
-    slot.sleeping = false;
-    slot.window = this.wakeWindow;
-    if (this.options.clientId) slot.conn.send(PacketType.SET_CLIENT_ID, [this.options.clientId]);
-    for (const [name, reg] of this.functions) this.sendCanDo(slot, name, reg.options);
+  private onConnect(state: GrabState): void {
+    state.grabs = 0;
+    state.awake = true;
+    state.sleeping = false;
+    state.window = this.wakeWindow;
+    if (this.settings.clientId) state.conn.send(PacketType.SET_CLIENT_ID, [this.settings.clientId]);
+    for (const [name, reg] of this.functions) this.sendCanDo(state, name, reg.options);
   }
 
-  private sendCanDo(slot: Slotted, name: string, options: RegisterOptions): void {
+  private sendCanDo(state: GrabState, name: string, options: RegisterOptions): void {
     if (options.timeout !== undefined) {
       // Milliseconds in ASCII: what gearmand parses (several libraries send seconds or binary; R8).
-      slot.conn.send(PacketType.CAN_DO_TIMEOUT, [name, String(options.timeout)]);
+      state.conn.send(PacketType.CAN_DO_TIMEOUT, [name, String(options.timeout)]);
     } else {
-      slot.conn.send(PacketType.CAN_DO, [name]);
+      state.conn.send(PacketType.CAN_DO, [name]);
     }
   }
 
-  private onDisconnect(slot: Slotted): void {
-    this.grabsOut -= slot.grabs;
-    slot.grabs = 0;
+  private onDisconnect(state: GrabState): void {
+    this.grabsOut -= state.grabs;
+    state.grabs = 0;
     // gearmand requeues what this connection held (R3); the handlers may finish, but cannot report.
-    for (const job of this.running) if (job.server === slot.conn.address) job.lost = true;
+    for (const control of this.running.values()) if (control.conn === state.conn) control.lost = true;
   }
 
-  private onPacket(slot: Slotted, packet: Packet): void {
+  private onPacket(state: GrabState, packet: Packet): void {
     switch (packet.type) {
       case PacketType.JOB_ASSIGN_UNIQ:
       case PacketType.JOB_ASSIGN_ALL:
-      case PacketType.JOB_ASSIGN:
-        this.grabAnswered(slot);
+      case PacketType.JOB_ASSIGN: {
+        const assignment = readJobAssign(packet);
+        this.grabAnswered(state);
         // Grab ahead only while jobs are small: large payloads gain nothing from queueing up here
         // (their transfer is the work) and would crowd gearmand's and the sockets' buffers.
-        slot.window = packet.args[packet.args.length - 1].length >= LARGE_JOB ? 1 : Math.min(this.maxJobs, slot.window * 2);
-        this.runJob(slot, packet);
+        state.window = assignment.payload.length >= LARGE_JOB ? 1 : Math.min(this.maxJobs, state.window * 2);
+        this.runJob(state, assignment);
         break;
+      }
       case PacketType.NO_JOB:
-        this.grabAnswered(slot);
-        slot.awake = false;
-        slot.window = 1;
+        this.grabAnswered(state);
+        state.awake = false;
+        state.window = 1;
         break;
       case PacketType.NOOP:
-        slot.sleeping = false;
-        slot.awake = true;
-        slot.window = this.wakeWindow;
+        state.sleeping = false;
+        state.awake = true;
+        state.window = this.wakeWindow;
         break;
       case PacketType.ERROR:
         // E.g. JOB_NOT_FOUND for a result of a job gearmand had requeued after CAN_DO_TIMEOUT (R8).
-        if (this.listenerCount('error') > 0) this.emit('error', slot.conn.serverError(packet));
+        if (this.listenerCount('error') > 0) this.emit('error', state.conn.serverError(packet));
         return;
       default:
         return;
@@ -368,17 +281,17 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.schedulePump();
   }
 
-  private grabAnswered(slot: Slotted): void {
-    if (slot.grabs > 0) {
-      slot.grabs--;
+  private grabAnswered(state: GrabState): void {
+    if (state.grabs > 0) {
+      state.grabs--;
       this.grabsOut--;
     }
   }
 
-  private sleepIfIdle(slot: Slotted): void {
-    if (!slot.awake && slot.grabs === 0 && !slot.sleeping && slot.conn.connected) {
-      slot.sleeping = true;
-      slot.conn.send(PacketType.PRE_SLEEP, []);
+  private sleepIfIdle(state: GrabState): void {
+    if (!state.awake && state.grabs === 0 && !state.sleeping && state.conn.connected) {
+      state.sleeping = true;
+      state.conn.send(PacketType.PRE_SLEEP, []);
     }
   }
 
@@ -396,7 +309,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.pumpScheduled = false;
     try {
       this.pump();
-      for (const slot of this.slots) this.sleepIfIdle(slot);
+      for (const state of this.states) this.sleepIfIdle(state);
     } catch (err) {
       if (this.listenerCount('error') > 0) this.emit('error', err as Error);
     }
@@ -406,14 +319,14 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private pump(): void {
     if (this.stopping || this.functions.size === 0) return;
     let free = this.maxJobs - this.running.size - this.grabsOut;
-    const n = this.slots.length;
+    const n = this.states.length;
     for (let i = 0; i < n && free > 0; i++) {
-      const slot = this.slots[(this.rotate + i) % n];
-      if (!slot.awake || !slot.conn.connected || slot.conn.congested) continue;
-      const grabs = Math.min(free, slot.window - slot.grabs);
-      for (let g = 0; g < grabs; g++) slot.conn.send(this.grabType, []);
+      const state = this.states[(this.rotate + i) % n];
+      if (!state.awake || !state.conn.connected || state.conn.congested) continue;
+      const grabs = Math.min(free, state.window - state.grabs);
+      for (let g = 0; g < grabs; g++) state.conn.send(this.grabType, []);
       if (grabs > 0) {
-        slot.grabs += grabs;
+        state.grabs += grabs;
         this.grabsOut += grabs;
         free -= grabs;
       }
@@ -424,43 +337,28 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   /** Safety GRAB on sleeping connections: epoch jobs falling due wake nobody in gearmand 1.1.20 (R7). */
   private poll(): void {
     if (this.stopping) return;
-    for (const slot of this.slots) {
-      if (slot.sleeping && slot.conn.connected) {
-        slot.sleeping = false;
-        slot.awake = true;
+    for (const state of this.states) {
+      if (state.sleeping && state.conn.connected) {
+        state.sleeping = false;
+        state.awake = true;
       }
     }
     this.pump();
   }
 
-  private runJob(slot: Slotted, packet: Packet): void {
+  private runJob(state: GrabState, assignment: JobAssignment): void {
     // A job assigned to a GRAB answered after close(): its socket is going, gearmand requeues the
     // job, so running the handler would only run it twice.
     if (this.closed) return;
-    const a = packet.args;
-    const handle = a[0].toString('latin1');
-    const functionName = a[1].toString('utf8');
-    let unique = '';
-    let reducer: string | undefined;
-    let payload: Buffer;
-    if (packet.type === PacketType.JOB_ASSIGN) payload = a[2];
-    else if (packet.type === PacketType.JOB_ASSIGN_UNIQ) {
-      unique = a[2].toString('utf8');
-      payload = a[3];
-    } else {
-      unique = a[2].toString('utf8');
-      reducer = a[3].toString('utf8') || undefined;
-      payload = a[4];
-    }
-    const job = new WorkerJob(slot, handle, functionName, unique, payload, reducer, (j) => this.finished(j));
-    const reg = this.functions.get(functionName);
+    const control: WorkerJobControl = { conn: state.conn, lost: false, finished: this.finished };
+    const job = new WorkerJob(assignment, control);
+    this.running.set(job, control);
+    const reg = this.functions.get(job.functionName);
     if (!reg) {
       // Unregistered while the GRAB was in flight.
-      this.running.add(job);
       job.fail();
       return;
     }
-    this.running.add(job);
     let result: JobResult | Promise<JobResult>;
     try {
       result = reg.handler(job);
@@ -490,18 +388,18 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private handlerFailed(job: WorkerJob, reg: Registration, err: unknown): void {
     if (this.listenerCount('jobError') > 0) this.emit('jobError', err, job);
     if (job.finished) return;
-    const mode = reg.options.errorMode ?? this.options.errorMode ?? 'exception';
+    const mode = reg.options.errorMode ?? this.errorMode;
     if (mode === 'fail') job.fail();
     else job.exception(err instanceof Error ? err.message : String(err));
   }
 
-  private finished(job: WorkerJob): void {
+  private readonly finished = (job: WorkerJob): void => {
     this.running.delete(job);
     if (this.running.size === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
     this.schedulePump();
-  }
+  };
 }
 
 const EMPTY = Buffer.alloc(0);

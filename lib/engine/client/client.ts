@@ -1,0 +1,358 @@
+import { EventEmitter } from 'node:events';
+import {
+  type Packet,
+  PacketType,
+  readData,
+  readHandle,
+  readStatusReply,
+  readWorkStatus,
+} from '../../protocol/index.js';
+import { connectAny, GearmanConnection } from '../connection.js';
+import {
+  GearmanCancelledError,
+  GearmanConnectionError,
+  GearmanError,
+  GearmanJobError,
+  invalidArgument,
+} from '../errors.js';
+import { type ConnectionOptions, ENGINE_DEFAULTS, positiveInt, type ResolvedConnectionOptions, resolveConnectionOptions } from '../options.js';
+import { type ServerStrategy, ServerPool } from '../server-pool.js';
+import { Canceller } from './canceller.js';
+import { type GearmanJob, JobControl, type JobStatus } from './job.js';
+import { JobTable } from './job-table.js';
+import { JobTimers } from './job-timers.js';
+import { Router } from './router.js';
+import { SubmitQueue } from './submit-queue.js';
+import { buildSubmitRequest, type SubmitOptions } from './submit-request.js';
+
+export interface GearmanClientOptions extends ConnectionOptions {
+  /** How jobs are spread over several servers (default `hash`). `connectTimeout` also bounds how long a submit waits for a live server. */
+  strategy?: ServerStrategy;
+  /** Ask every connection for WORK_EXCEPTION packets (default true; otherwise gearmand turns them into WORK_FAIL). */
+  exceptions?: boolean;
+  /** Milliseconds to wait for JOB_CREATED (default 10 000); also bounds status and echo replies. */
+  submitTimeout?: number;
+  /** Default whole-job timeout for foreground jobs in ms (default none). */
+  timeout?: number;
+}
+
+export interface GearmanClientEvents {
+  connected: [server: string];
+  disconnected: [server: string, error: Error | undefined];
+  reconnecting: [server: string, attempt: number, delay: number];
+  error: [error: Error];
+}
+
+const noop = () => undefined;
+const STRATEGIES: readonly ServerStrategy[] = ['hash', 'round-robin', 'failover'];
+
+/**
+ * Gearman client over one or many gearmand servers: submits jobs (pipelined, many in flight per
+ * connection), streams their updates, reconnects by itself. A façade over its parts: the submit
+ * request builder, one submit queue and job table per connection, the job timers, the router
+ * (with its parked jobs and retries) and the canceller.
+ */
+export class GearmanClient extends EventEmitter<GearmanClientEvents> {
+  readonly connections: readonly GearmanConnection[];
+  private readonly settings: ResolvedConnectionOptions;
+  private readonly pool: ServerPool;
+  private readonly tables = new Map<GearmanConnection, JobTable>();
+  private readonly submits = new Map<GearmanConnection, SubmitQueue>();
+  private readonly timers: JobTimers;
+  private readonly router: Router;
+  private readonly canceller: Canceller;
+  private readonly submitTimeout: number;
+  private readonly exceptions: boolean;
+  private readonly cancelJob = (job: JobControl): Promise<void> => this.canceller.cancel(job);
+  private closed = false;
+
+  constructor(options: GearmanClientOptions = {}) {
+    super();
+    this.settings = resolveConnectionOptions(options);
+    const strategy = options.strategy ?? 'hash';
+    if (!STRATEGIES.includes(strategy)) throw invalidArgument(`Invalid strategy ${JSON.stringify(strategy)}: use ${STRATEGIES.join(', ')}`);
+    this.submitTimeout = positiveInt('submitTimeout', options.submitTimeout, ENGINE_DEFAULTS.submitTimeout);
+    const timeout = options.timeout === undefined ? undefined : positiveInt('timeout', options.timeout, 0);
+    this.exceptions = options.exceptions !== false;
+    this.canceller = new Canceller(this.settings.connectTimeout, this.tables, (handle, conn) => this.statusOn(conn, handle));
+    this.timers = new JobTimers(
+      { submitTimeout: this.submitTimeout, timeout },
+      (job) => this.untrack(job),
+      (job) => this.canceller.giveUp(job),
+    );
+    this.connections = this.settings.servers.map((server) => this.createConnection(new GearmanConnection(server, this.settings)));
+    this.pool = new ServerPool(this.connections);
+    this.router = new Router(
+      { strategy, connectTimeout: this.settings.connectTimeout, submitTimeout: this.submitTimeout },
+      this.pool,
+      this.submits,
+      this.timers,
+      (ms) => this.noServerError(ms),
+      (conn, job, error) => this.onSubmitError(conn, job, error),
+    );
+  }
+
+  /** Server addresses, in the order given. */
+  get servers(): string[] {
+    return this.connections.map((c) => c.address);
+  }
+
+  /**
+   * Connects to every server. Resolves when at least one is connected; rejects with NO_SERVER when
+   * none is within `connectTimeout` (the connections keep retrying in the background).
+   */
+  async connect(): Promise<void> {
+    this.assertOpen();
+    try {
+      await connectAny(this.connections, this.settings.connectTimeout);
+    } catch (err) {
+      this.assertOpen(); // close() during connect(): CLOSED, not NO_SERVER
+      throw err;
+    }
+  }
+
+  /** Submits a job. The returned job streams its updates and settles once. */
+  submit(functionName: string, payload?: Buffer | string, options: SubmitOptions = {}): GearmanJob {
+    this.assertOpen();
+    const job = new JobControl(buildSubmitRequest(functionName, payload, options), this.cancelJob);
+    this.timers.arm(job, options);
+    this.router.route(job);
+    return job.job;
+  }
+
+  /** Submits and waits for the result of a foreground job. */
+  run(functionName: string, payload?: Buffer | string, options?: SubmitOptions): Promise<Buffer> {
+    return this.submit(functionName, payload, options).result();
+  }
+
+  /** GET_STATUS for a handle on one server (by default, every server until one knows it). */
+  async getStatus(handle: string, server?: string): Promise<JobStatus> {
+    const conns = server ? [this.connectionFor(server)] : this.connections.filter((c) => c.connected);
+    let last: JobStatus | undefined;
+    for (const conn of conns) {
+      last = await this.statusOn(conn, handle);
+      if (last.known) return last;
+    }
+    if (!last) throw this.noServerError();
+    return last;
+  }
+
+  /** GET_STATUS_UNIQUE: looked up by unique across all functions (R10), on the server the unique hashes to first. */
+  async getStatusByUnique(unique: string): Promise<JobStatus> {
+    const owner = this.pool.owner(unique);
+    const conns = [owner, ...this.connections.filter((c) => c !== owner && c.connected)];
+    let last: JobStatus | undefined;
+    for (const conn of conns) {
+      if (!conn.connected && conn !== owner) continue;
+      try {
+        await this.ensureConnected(conn);
+      } catch {
+        continue;
+      }
+      last = statusOf(await conn.call(PacketType.GET_STATUS_UNIQUE, [unique], this.submitTimeout), conn);
+      if (last.known) return last;
+    }
+    if (!last) throw this.noServerError();
+    return last;
+  }
+
+  /** ECHO round trip to one server; resolves with the latency in ms. */
+  async echo(server: string, data: Buffer | string = 'ping'): Promise<number> {
+    const conn = this.connectionFor(server);
+    await this.ensureConnected(conn);
+    const start = performance.now();
+    await conn.call(PacketType.ECHO_REQ, [typeof data === 'string' ? Buffer.from(data) : data], this.submitTimeout);
+    return performance.now() - start;
+  }
+
+  /** Closes every connection; jobs still waiting fail with CLOSED. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const error = new GearmanConnectionError('CLOSED', 'The Gearman client was closed');
+    this.router.close(error);
+    await Promise.all([...this.connections.map((c) => c.close()), this.canceller.close()]);
+    for (const table of this.tables.values()) for (const job of table.drain()) job.fail(error);
+  }
+
+  private createConnection(conn: GearmanConnection): GearmanConnection {
+    const table = new JobTable();
+    this.tables.set(conn, table);
+    this.submits.set(
+      conn,
+      new SubmitQueue(
+        conn,
+        (job, packet) => this.onCreated(conn, table, job, packet),
+        (job, error) => this.onSubmitError(conn, job, error),
+        this.timers.submitTimedOut,
+      ),
+    );
+    conn.onPacket = (packet) => this.onPacket(conn, table, packet);
+    conn.onConnect = () => this.onConnect(conn);
+    conn.on('connected', (s) => {
+      this.emit('connected', s);
+      this.router.releaseParked();
+    });
+    conn.on('disconnected', (s, e) => {
+      this.onDisconnect(conn, table);
+      this.emit('disconnected', s, e);
+    });
+    conn.on('reconnecting', (s, a, d) => {
+      this.emit('reconnecting', s, a, d);
+      // A server that failed its first attempt is now known down: jobs waiting for it go elsewhere.
+      this.router.releaseParked();
+    });
+    conn.on('error', (e) => {
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+    });
+    return conn;
+  }
+
+  private onConnect(conn: GearmanConnection): void {
+    if (this.exceptions) conn.request(PacketType.OPTION_REQ, ['exceptions'], { resolve: noop, reject: noop });
+    if (this.settings.clientId) conn.send(PacketType.SET_CLIENT_ID, [this.settings.clientId]);
+  }
+
+  private onCreated(conn: GearmanConnection, table: JobTable, job: JobControl, packet: Packet): void {
+    const handle = readHandle(packet);
+    if (job.finished) {
+      // Timed out or aborted before gearmand answered: take the job back if it is still queued.
+      if (!job.request.background || job.state === 'failed') {
+        job.handle = handle;
+        this.canceller.giveUp(job);
+      }
+      return;
+    }
+    // Two submits of one unique on one connection share a handle (R2): the table keeps both.
+    if (!job.request.background) table.add(handle, job);
+    job.markCreated(handle);
+  }
+
+  private onSubmitError(conn: GearmanConnection, job: JobControl, error: Error): void {
+    if (job.finished) return;
+    if (error instanceof GearmanConnectionError && error.code === 'CONNECTION_LOST') {
+      this.router.lost(conn, job, error);
+      return;
+    }
+    job.fail(error instanceof GearmanError ? error : new GearmanError('SERVER_ERROR', error.message, { cause: error }));
+  }
+
+  private onDisconnect(conn: GearmanConnection, table: JobTable): void {
+    // Foreground jobs on a lost connection would never hear from gearmand again: fail (or retry) now.
+    const jobs = table.drain();
+    // close() drops the connections itself: that is not a lost connection, and nothing will be retried.
+    const error = this.closed
+      ? new GearmanConnectionError('CLOSED', 'The Gearman client was closed while the job was running', conn.address)
+      : new GearmanConnectionError(
+          'CONNECTION_LOST',
+          `Lost the connection to gearmand at ${conn.address} while the job was running; gearmand keeps running it, ` +
+            'but its result cannot reach this client (submit with a unique and `retry` to resubmit automatically)',
+          conn.address,
+        );
+    for (const job of jobs) this.router.lost(conn, job, error);
+  }
+
+  private onPacket(conn: GearmanConnection, table: JobTable, packet: Packet): void {
+    switch (packet.type) {
+      case PacketType.WORK_DATA:
+        table.each(readHandle(packet), emitData, 'data', readData(packet));
+        return;
+      case PacketType.WORK_WARNING:
+        table.each(readHandle(packet), emitData, 'warning', readData(packet));
+        return;
+      case PacketType.WORK_STATUS: {
+        const { numerator, denominator } = readWorkStatus(packet);
+        table.each(readHandle(packet), emitStatus, numerator, denominator);
+        return;
+      }
+      case PacketType.WORK_COMPLETE:
+        table.end(readHandle(packet), settle, readData(packet), undefined);
+        return;
+      case PacketType.WORK_EXCEPTION:
+        table.end(readHandle(packet), failWithException, readData(packet), undefined);
+        return;
+      case PacketType.WORK_FAIL:
+        table.end(readHandle(packet), this.failJob, undefined, undefined);
+        return;
+      case PacketType.ERROR:
+        if (this.listenerCount('error') > 0) this.emit('error', conn.serverError(packet));
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** WORK_FAIL: the job failed, or answers our own `cancel job`. */
+  private readonly failJob = (job: JobControl): void => {
+    const { functionName } = job.request;
+    const handle = job.handle!;
+    if (this.canceller.isCancelling(job)) job.fail(new GearmanCancelledError(`Job ${functionName} (${handle}) was cancelled while queued`));
+    else job.fail(new GearmanJobError('JOB_FAILED', `Job ${functionName} (${handle}) failed (WORK_FAIL)`, handle, functionName));
+  };
+
+  /** Stops tracking a settled job (timeouts, aborts, cancels). */
+  private untrack(job: JobControl): void {
+    if (job.request.background || !job.connection || job.handle === undefined) return;
+    this.tables.get(job.connection)!.remove(job.handle, job);
+  }
+
+  private async statusOn(conn: GearmanConnection, handle: string): Promise<JobStatus> {
+    await this.ensureConnected(conn);
+    return statusOf(await conn.call(PacketType.GET_STATUS, [handle], this.submitTimeout), conn);
+  }
+
+  private connectionFor(server: string): GearmanConnection {
+    const conn = this.connections.find((c) => c.address === server);
+    if (!conn) throw invalidArgument(`Unknown Gearman server ${server}: this client has ${this.servers.join(', ')}`);
+    return conn;
+  }
+
+  private async ensureConnected(conn: GearmanConnection): Promise<void> {
+    this.assertOpen();
+    conn.start();
+    await conn.waitConnected(this.settings.connectTimeout);
+  }
+
+  private noServerError(timeout = this.settings.connectTimeout): GearmanConnectionError {
+    return new GearmanConnectionError(
+      'NO_SERVER',
+      `No gearmand reachable at ${this.servers.join(', ')} within ${timeout} ms: start gearmand or check the servers option`,
+    );
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new GearmanConnectionError('CLOSED', 'The Gearman client is closed: create a new one');
+  }
+}
+
+function statusOf(reply: Packet, conn: GearmanConnection): JobStatus {
+  const s = readStatusReply(reply);
+  const status = { known: s.known, running: s.running, numerator: s.numerator, denominator: s.denominator };
+  return s.waitingClients === undefined
+    ? { ...status, server: conn.address }
+    : { ...status, waitingClients: s.waitingClients, server: conn.address };
+}
+
+function emitData(job: JobControl, event: 'data' | 'warning', data: Buffer): void {
+  job.job.emit(event, data);
+}
+
+function emitStatus(job: JobControl, numerator: number, denominator: number): void {
+  job.job.emit('status', numerator, denominator);
+}
+
+function settle(job: JobControl, data: Buffer): void {
+  job.settle(data);
+}
+
+function failWithException(job: JobControl, data: Buffer): void {
+  const { functionName } = job.request;
+  const handle = job.handle!;
+  job.job.emit('exception', data);
+  job.fail(new GearmanJobError('JOB_EXCEPTION', `Job ${functionName} (${handle}) failed with an exception: ${preview(data)}`, handle, functionName, data));
+}
+
+function preview(data: Buffer): string {
+  const text = data.toString('utf8', 0, Math.min(data.length, 200));
+  return data.length > 200 ? `${text}...` : text;
+}

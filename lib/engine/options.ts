@@ -1,0 +1,91 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { DEFAULT_MAX_PACKET_SIZE } from '../protocol/packet-types.js';
+import { type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
+import { invalidArgument } from './errors.js';
+import { type ResolvedServer, resolveServers, type ServerSpec } from './servers.js';
+
+/** What every engine role (client, worker, admin) sets about its servers and sockets. */
+export interface ConnectionOptions {
+  /** gearmand servers: `'host:port'` strings or objects (default `127.0.0.1:4730`). */
+  servers?: ServerSpec | ServerSpec[];
+  /** TLS for every server that does not set its own (node:tls options, or `true`). */
+  tls?: boolean | TlsConnectionOptions;
+  /** Milliseconds to wait for a TCP (and TLS) connection (default 5000). */
+  connectTimeout?: number;
+  /** Reconnect backoff, or `false` to stay down after a loss (default 100 ms doubling to 10 s, 20 % jitter). */
+  reconnect?: BackoffOptions | false;
+  /** Largest packet accepted from a server, in bytes (default 64 MiB). */
+  maxPacketSize?: number;
+  /** Bytes buffered for a socket above which producers hold back (default 1 MiB). */
+  highWaterMark?: number;
+  /** TCP keep-alive: delay in ms before the first probe, or `false` for none (default 30 000). */
+  keepAlive?: number | false;
+  /** SET_CLIENT_ID on every connection, shown by `gearadmin --workers` (sent again after each reconnect). */
+  clientId?: string;
+}
+
+/** The engine's defaults, in one place. */
+export const ENGINE_DEFAULTS = Object.freeze({
+  servers: '127.0.0.1',
+  connectTimeout: 5000,
+  reconnect: DEFAULT_BACKOFF,
+  maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
+  highWaterMark: 1024 * 1024,
+  keepAlive: 30_000,
+  /** Client: milliseconds to wait for JOB_CREATED. */
+  submitTimeout: 10_000,
+  /** Client: resubmits after a lost connection with `retry: true`. */
+  retries: 3,
+  /** Worker: jobs run at once across all servers. */
+  maxJobs: 1,
+  /** Worker: milliseconds between safety GRABs while asleep. */
+  pollInterval: 5000,
+  /** Worker: milliseconds `close()` waits for running jobs. */
+  closeTimeout: 10_000,
+  /** Admin: milliseconds allowed for each reply. */
+  commandTimeout: 5000,
+} as const);
+
+/** What one connection needs to know, with every default applied. */
+export interface SocketSettings {
+  readonly connectTimeout: number;
+  readonly reconnect: Required<BackoffOptions> | false;
+  readonly maxPacketSize: number;
+  readonly highWaterMark: number;
+  readonly keepAlive: number | false;
+}
+
+export interface ResolvedConnectionOptions extends SocketSettings {
+  readonly servers: readonly ResolvedServer[];
+  readonly clientId: string | undefined;
+}
+
+/** Applies the defaults and checks every value, so a bad option fails here with INVALID_ARGUMENT. */
+export function resolveConnectionOptions(options: ConnectionOptions = {}): ResolvedConnectionOptions {
+  const reconnect = options.reconnect === false ? false : { ...DEFAULT_BACKOFF, ...options.reconnect };
+  if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.includes('\0'))) {
+    throw invalidArgument(`clientId must be a string without NUL bytes, got ${JSON.stringify(options.clientId)}`);
+  }
+  const keepAlive = options.keepAlive ?? ENGINE_DEFAULTS.keepAlive;
+  return {
+    servers: resolveServers(options.servers ?? ENGINE_DEFAULTS.servers, options.tls),
+    connectTimeout: positiveInt('connectTimeout', options.connectTimeout, ENGINE_DEFAULTS.connectTimeout),
+    reconnect,
+    maxPacketSize: positiveInt('maxPacketSize', options.maxPacketSize, ENGINE_DEFAULTS.maxPacketSize, 0xffffffff),
+    highWaterMark: positiveInt('highWaterMark', options.highWaterMark, ENGINE_DEFAULTS.highWaterMark, Number.MAX_SAFE_INTEGER),
+    keepAlive: keepAlive === false ? false : positiveInt('keepAlive', keepAlive, ENGINE_DEFAULTS.keepAlive, MAX_TIMER, 0),
+    clientId: options.clientId,
+  };
+}
+
+/** Node's timers take at most 2^31 - 1 ms; a larger value would fire at once. */
+export const MAX_TIMER = 2 ** 31 - 1;
+
+/** `value` (or `fallback` when undefined) as a whole number in [min, max]; anything else is INVALID_ARGUMENT. */
+export function positiveInt(name: string, value: number | undefined, fallback: number, max = MAX_TIMER, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(`${name} must be a whole number from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
