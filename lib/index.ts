@@ -1,4 +1,3 @@
 export * from './protocol/index.js';
 export * from './engine/index.js';
 export * from './nest/index.js';
-export * from './health/index.js';

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { GearmanAdminService, type ServerPing } from './gearman-admin.service.js';
+import { GearmanAdminService, type ServerPing } from '../nest/admin/gearman-admin.service.js';
 
 /** Per-function checks of `isHealthy`. */
 export interface GearmanFunctionCheck {

@@ -1,2 +1,6 @@
-export * from './gearman-admin.service.js';
-export * from './gearman-admin.module.js';
+/** `nestjs-gearman/health`: the Terminus indicator (needs the optional peer @nestjs/terminus). */
+export {
+  type GearmanFunctionCheck,
+  GearmanHealthIndicator,
+  type GearmanHealthOptions,
+} from './gearman.health-indicator.js';

@@ -1,19 +1,19 @@
 import type { EventEmitter } from 'node:events';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { Observable, Subject } from 'rxjs';
-import { GearmanClient, GearmanJob, GearmanJobError, type SubmitOptions } from '../engine/index.js';
+import {
+  GearmanClient,
+  type GearmanClientOptions,
+  GearmanError,
+  GearmanJob,
+  GearmanJobError,
+  type SubmitOptions,
+} from '../engine/index.js';
 import { type GearmanCodec, GearmanCodecError, resolveCodec, wrapMetadata } from './codecs.js';
-import { GearmanStatus, statusOfConnections } from './constants.js';
-import { GearmanRecord, type GearmanRecordOptions } from './gearman.record-builder.js';
+import { GearmanRpcError, rejectNestSerializers } from './errors.js';
+import { type GearmanEvents, GearmanStatus, statusOfConnections } from './events/gearman.events.js';
 import type { GearmanClientProxyOptions } from './interfaces.js';
-
-/** Events of ClientGearman's `on()`: the engine client's events. */
-export type ClientGearmanEvents = {
-  connected: (server: string) => void;
-  disconnected: (server: string, error: Error | undefined) => void;
-  reconnecting: (server: string, attempt: number, delay: number) => void;
-  error: (error: Error) => void;
-};
+import { GearmanRecord } from './record-builders/gearman.record-builder.js';
 
 /** What `job()` emits while a foreground job runs, ending with `complete`. */
 export type GearmanJobEvent<T = unknown> =
@@ -38,7 +38,7 @@ const UNREADABLE = Symbol('unreadable');
  * ClientsModule.register([{ name: 'JOBS', customClass: ClientGearman, options: { servers: ['127.0.0.1:4730'] } }])
  * ```
  */
-export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
+export class ClientGearman extends ClientProxy<GearmanEvents, string> {
   private client: GearmanClient;
   private closed = false;
   private readonly codec: GearmanCodec;
@@ -48,10 +48,11 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
   /** Listeners given to `on()`, attached again to the engine client made after a `close()`. */
   private readonly listeners: [event: string, callback: (...args: unknown[]) => void][] = [];
 
-  constructor(private readonly options: GearmanClientProxyOptions = {}) {
+  constructor(protected readonly options: GearmanClientProxyOptions = {}) {
     super();
+    rejectNestSerializers(options, 'ClientGearman');
     this.codec = resolveCodec(options.codec);
-    this.client = this.createClient();
+    this.client = this.attach(this.createClient(this.getClientOptions()));
   }
 
   /**
@@ -61,7 +62,7 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
   connect(): Promise<void> {
     if (this.closed) {
       this.closed = false;
-      this.client = this.createClient();
+      this.client = this.attach(this.createClient(this.getClientOptions()));
     }
     if (!this.connecting) {
       const client = this.client;
@@ -86,13 +87,26 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
     this._status$.next(GearmanStatus.DISCONNECTED);
   }
 
-  override on<K extends keyof ClientGearmanEvents>(event: K, callback: ClientGearmanEvents[K]): void {
+  override on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): void {
     this.listeners.push([event, callback as (...args: unknown[]) => void]);
     (this.client as EventEmitter).on(event, callback as (...args: unknown[]) => void);
   }
 
-  private createClient(): GearmanClient {
-    const client = new GearmanClient(this.options);
+  /**
+   * The engine client's options (override to adjust them). Called from the constructor, and again
+   * for the new engine client that `connect()` makes after a `close()`.
+   */
+  protected getClientOptions(): GearmanClientOptions {
+    return this.options;
+  }
+
+  /** Makes the engine client (override to wrap or replace it); called where `getClientOptions()` is. */
+  protected createClient(options: GearmanClientOptions): GearmanClient {
+    return new GearmanClient(options);
+  }
+
+  /** Follows the engine client's connections in `status` and attaches the listeners given to `on()`. */
+  private attach(client: GearmanClient): GearmanClient {
     // A closed client's late events must not report on its successor.
     client.on('connected', () => client === this.client && this._status$.next(GearmanStatus.CONNECTED));
     client.on('disconnected', () => client === this.client && this.updateStatus());
@@ -224,18 +238,13 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
     let codec = this.codec;
     let submit: SubmitOptions = background ? BACKGROUND : FOREGROUND;
     if (data instanceof GearmanRecord) {
-      const options: GearmanRecordOptions = data.options;
-      if (options.codec) codec = resolveCodec(options.codec);
-      payload = codec.encode(data.data);
-      submit = {
-        priority: options.priority,
-        unique: options.unique,
-        epoch: options.epoch,
-        timeout: options.timeout,
-        retry: options.retry,
-        background: background || options.background,
-      };
-    } else payload = codec.encode(data);
+      // The record's options go to the engine as they are (one copy, without the codec), so none is lost.
+      const { codec: recordCodec, ...options } = data.options;
+      if (recordCodec) codec = resolveCodec(recordCodec);
+      payload = encode(codec, data.data);
+      if (background) options.background = true;
+      submit = options;
+    } else payload = encode(codec, data);
     if (packet.metadata && Object.keys(packet.metadata).length > 0 && this.sendsMetadata(fn)) {
       payload = wrapMetadata(packet.metadata, payload);
     }
@@ -291,18 +300,29 @@ export class ClientGearman extends ClientProxy<ClientGearmanEvents, string> {
 
 /**
  * The error a caller of `send()` sees: a Nest worker's WORK_EXCEPTION carries the error object Nest
- * made (an RpcException's own object), which is passed on as is; anything else stays a typed error.
+ * made (an RpcException's own object), which becomes a GearmanRpcError holding it; anything else
+ * stays the engine's typed error.
  */
-function workerError(error: Error): unknown {
+function workerError(error: Error): Error {
   if (error instanceof GearmanJobError && error.code === 'JOB_EXCEPTION' && error.data && error.data.length > 0) {
     try {
       const parsed: unknown = JSON.parse(error.data.toString('utf8'));
-      if (typeof parsed === 'object' && parsed !== null) return parsed;
+      if (typeof parsed === 'object' && parsed !== null) return new GearmanRpcError(parsed, error);
     } catch {
       // A foreign worker's plain-text exception: keep the typed error, its message has the text.
     }
   }
   return error;
+}
+
+/** The codec's payload; a custom codec's own failure becomes a GearmanCodecError (send() errors are GearmanErrors). */
+function encode(codec: GearmanCodec, value: unknown): Buffer {
+  try {
+    return codec.encode(value);
+  } catch (err) {
+    if (err instanceof GearmanError) throw err;
+    throw new GearmanCodecError(`The ${codec.name} codec could not write the payload: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function decodeFailure(job: GearmanJob, codec: GearmanCodec, err: unknown): Error {

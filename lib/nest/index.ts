@@ -1,8 +1,12 @@
 export * from './constants.js';
+export * from './events/gearman.events.js';
 export * from './codecs.js';
+export { GearmanRpcError } from './errors.js';
 export * from './interfaces.js';
-export * from './gearman.context.js';
-export * from './gearman.record-builder.js';
+export * from './ctx-host/gearman.context.js';
+export * from './record-builders/gearman.record-builder.js';
 export * from './server-gearman.js';
 export * from './client-gearman.js';
 export * from './gearman.module.js';
+export * from './admin/gearman-admin.service.js';
+export * from './admin/gearman-admin.module.js';

@@ -2,9 +2,11 @@ import type { LoggerService } from '@nestjs/common';
 import type { ErrorMode, GearmanClientOptions, GearmanWorkerOptions } from '../engine/index.js';
 import type { GearmanCodecOption } from './codecs.js';
 
-/** Options of ServerGearman (the worker side). */
-export interface GearmanServerOptions
-  extends Pick<GearmanWorkerOptions, 'servers' | 'tls' | 'connectTimeout' | 'reconnect' | 'clientId' | 'pollInterval' | 'maxPacketSize'> {
+/**
+ * Options of ServerGearman (the worker side): the engine worker's, which it passes on, and its own.
+ * Nest's `serializer`/`deserializer` are rejected: payloads are the codec's.
+ */
+export interface GearmanServerOptions extends GearmanWorkerOptions {
   /** Jobs run at once across all servers (default 10). */
   maxJobs?: number;
   /** How payloads are read and results written (default `json`); per pattern through `extras.codec`. */
@@ -34,7 +36,10 @@ export interface GearmanPatternExtras {
   errorMode?: ErrorMode;
 }
 
-/** Options of ClientGearman. */
+/**
+ * Options of ClientGearman: the engine client's, which it passes on, and its own. Nest's
+ * `serializer`/`deserializer` are rejected: payloads are the codec's.
+ */
 export interface GearmanClientProxyOptions extends GearmanClientOptions {
   /** How payloads are written and results read (default `json`); per call via GearmanRecordBuilder. */
   codec?: GearmanCodecOption;

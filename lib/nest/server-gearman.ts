@@ -2,19 +2,13 @@ import type { EventEmitter } from 'node:events';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { CustomTransportStrategy, type MessageHandler, Server, type WritePacket } from '@nestjs/microservices';
 import { finalize, isObservable, lastValueFrom } from 'rxjs';
-import { type ErrorMode, GearmanWorker, type WorkerJob } from '../engine/index.js';
+import { type ErrorMode, GearmanWorker, type GearmanWorkerOptions, type WorkerJob } from '../engine/index.js';
 import { type GearmanCodec, resolveCodec, unwrapMetadata } from './codecs.js';
-import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT, GearmanStatus, statusOfConnections } from './constants.js';
-import { GearmanContext } from './gearman.context.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT } from './constants.js';
+import { GearmanContext } from './ctx-host/gearman.context.js';
+import { rejectNestSerializers } from './errors.js';
+import { type GearmanEvents, GearmanStatus, statusOfConnections } from './events/gearman.events.js';
 import type { GearmanPatternExtras, GearmanServerOptions } from './interfaces.js';
-
-/** Events of ServerGearman's `on()`: the engine worker's events. */
-export type ServerGearmanEvents = {
-  connected: (server: string) => void;
-  disconnected: (server: string, error: Error | undefined) => void;
-  reconnecting: (server: string, attempt: number, delay: number) => void;
-  error: (error: Error) => void;
-};
 
 interface Route {
   handler: MessageHandler;
@@ -32,7 +26,7 @@ interface Route {
  * });
  * ```
  */
-export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> implements CustomTransportStrategy {
+export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implements CustomTransportStrategy {
   override transportId = GEARMAN_TRANSPORT;
   /** Event handlers are awaited, so their failures become WORK_FAIL and a log line here. */
   override readonly propagatesEventHandlerErrors = true;
@@ -43,16 +37,12 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
   /** Nest's default start hook (just `done()`): while it is in place, jobs skip the hook machinery. */
   private readonly defaultStartHook = this.onProcessingStartHook;
 
-  constructor(private readonly options: GearmanServerOptions = {}) {
+  constructor(protected readonly options: GearmanServerOptions = {}) {
     super();
+    rejectNestSerializers(options, 'ServerGearman');
     this.logger = options.logger === false ? silentLogger : (options.logger ?? new Logger(ServerGearman.name));
     this.codec = resolveCodec(options.codec);
-    this.worker = new GearmanWorker({
-      ...options,
-      maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
-      // Errors are reported here, after Nest's exception filters have shaped them.
-      errorMode: options.errorMode ?? 'exception',
-    });
+    this.worker = this.createWorker(this.getWorkerOptions());
     this.worker.on('connected', () => this._status$.next(GearmanStatus.CONNECTED));
     this.worker.on('disconnected', () => this.updateStatus());
     this.worker.on('reconnecting', () => this.updateStatus());
@@ -81,8 +71,23 @@ export class ServerGearman extends Server<ServerGearmanEvents, GearmanStatus> im
     this._status$.next(GearmanStatus.DISCONNECTED);
   }
 
-  on<K extends keyof ServerGearmanEvents>(event: K, callback: ServerGearmanEvents[K]): void {
+  on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): void {
     (this.worker as EventEmitter).on(event, callback as (...args: unknown[]) => void);
+  }
+
+  /** The engine worker's options: this server's with its defaults (override to adjust; called from the constructor). */
+  protected getWorkerOptions(): GearmanWorkerOptions {
+    return {
+      ...this.options,
+      maxJobs: this.options.maxJobs ?? DEFAULT_MAX_JOBS,
+      // Errors are reported here, after Nest's exception filters have shaped them.
+      errorMode: this.options.errorMode ?? 'exception',
+    };
+  }
+
+  /** Makes the engine worker (override to wrap or replace it; called from the constructor). */
+  protected createWorker(options: GearmanWorkerOptions): GearmanWorker {
+    return new GearmanWorker(options);
   }
 
   /** The engine's GearmanWorker. */

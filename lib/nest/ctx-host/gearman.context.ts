@@ -1,6 +1,6 @@
 import { BaseRpcContext, type PacketMetadata } from '@nestjs/microservices';
-import type { WorkerJob } from '../engine/index.js';
-import type { GearmanCodec } from './codecs.js';
+import type { WorkerJob } from '../../engine/index.js';
+import type { GearmanCodec } from '../codecs.js';
 
 type GearmanContextArgs = [job: WorkerJob, codec: GearmanCodec, metadata: PacketMetadata | undefined];
 

@@ -1,19 +1,16 @@
-import type { JobPriority } from '../engine/index.js';
-import type { GearmanCodecOption } from './codecs.js';
+import type { JobPriority, SubmitOptions } from '../../engine/index.js';
+import type { GearmanCodecOption } from '../codecs.js';
 
-/** Per-call job options for ClientGearman's `send()` and `emit()`. */
-export interface GearmanRecordOptions {
-  priority?: JobPriority;
-  /** Unique key (≤ 63 bytes): jobs with the same function and unique coalesce. */
-  unique?: string;
-  /** `send()` as a background job: emits the handle and completes at JOB_CREATED. */
-  background?: boolean;
-  /** Run at this time (a Date, or seconds since the epoch): a background job. */
-  epoch?: Date | number;
-  /** Whole-job timeout in ms (foreground). */
-  timeout?: number;
-  /** Resubmit on another server after a lost connection (jobs with a unique only). */
-  retry?: boolean | number;
+/**
+ * Per-call job options for ClientGearman's `send()` and `emit()`: the engine's submit options,
+ * passed to `GearmanClient.submit()` as they are, plus the codec of this call.
+ * `background` on `send()` runs a background job: it emits the handle and completes at JOB_CREATED.
+ */
+export interface GearmanRecordOptions
+  extends Pick<
+    SubmitOptions,
+    'priority' | 'unique' | 'background' | 'epoch' | 'reducer' | 'aggregator' | 'timeout' | 'submitTimeout' | 'signal' | 'retry'
+  > {
   /** Codec for this call's payload and result. */
   codec?: GearmanCodecOption;
 }
@@ -63,6 +60,21 @@ export class GearmanRecordBuilder<TData = unknown> {
 
   setTimeout(timeout: number): this {
     return this.setOptions({ timeout });
+  }
+
+  /** A reduce job (SUBMIT_REDUCE_JOB): a worker that grabs with GRAB_JOB_ALL sees the reducer's name. */
+  setReducer(reducer: string, aggregator?: string): this {
+    return this.setOptions({ reducer, aggregator });
+  }
+
+  /** Milliseconds to wait for JOB_CREATED, instead of the client's `submitTimeout`. */
+  setSubmitTimeout(submitTimeout: number): this {
+    return this.setOptions({ submitTimeout });
+  }
+
+  /** Aborting fails the call with CANCELLED and takes the job back from gearmand if it is still queued. */
+  setSignal(signal: AbortSignal): this {
+    return this.setOptions({ signal });
   }
 
   setRetry(retry: boolean | number = true): this {

@@ -11,7 +11,7 @@ import {
   type ServerResult,
   type WithServer,
   type WorkerInfo,
-} from '../engine/index.js';
+} from '../../engine/index.js';
 
 export const GEARMAN_ADMIN_OPTIONS = Symbol('GEARMAN_ADMIN_OPTIONS');
 

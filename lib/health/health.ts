@@ -1,2 +1,0 @@
-/** `nestjs-gearman/health`: the Terminus indicator (needs the optional peer @nestjs/terminus). */
-export * from './gearman.health-indicator.js';
