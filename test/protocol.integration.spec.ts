@@ -1,7 +1,7 @@
 /**
  * The codec against a real gearmand 1.1.x: raw packets over plain sockets, and the admin
  * protocol's real replies read with AdminReplyReader and the parse* functions.
- * Fails (does not skip) when gearmand is not installed: Gearmand.start throws in beforeAll.
+ * Fails (does not skip) when gearmand is not installed: useGearmand's beforeAll throws.
  */
 import {
   PacketType,
@@ -14,25 +14,22 @@ import {
   parseStatus,
   parseWorkers,
 } from '../lib/protocol/index.js';
-import { Gearmand } from './support/gearmand.js';
+import { fnName, useGearmand, useResources } from './support/harness.js';
 import { BINARY_DATA } from './support/packets.js';
 import { AdminConnection, RawConnection } from './support/raw-connection.js';
 
-let server: Gearmand;
-const open: { close(): void }[] = [];
-let counter = 0;
-/** Function names and uniques unique to this run and test, so tests do not see each other's jobs. */
-const name = (prefix: string) => `${prefix}-${process.pid}-${++counter}`;
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
 async function client(): Promise<RawConnection> {
-  const c = await RawConnection.open(server.port);
-  open.push(c);
+  const c = await RawConnection.open(gearmand.port);
+  res.defer(() => c.close());
   return c;
 }
 
 async function admin(): Promise<AdminConnection> {
-  const c = await AdminConnection.open(server.port);
-  open.push(c);
+  const c = await AdminConnection.open(gearmand.port);
+  res.defer(() => c.close());
   return c;
 }
 
@@ -46,21 +43,9 @@ async function submitBackground(conn: RawConnection, type: number, fn: string, u
   return handles;
 }
 
-beforeAll(async () => {
-  server = await Gearmand.start();
-});
-
-afterEach(() => {
-  for (const c of open.splice(0)) c.close();
-});
-
-afterAll(async () => {
-  await server?.dispose();
-});
-
 describe('binary protocol against gearmand', () => {
   it('runs a job end to end: SUBMIT_JOB with unique, CAN_DO + GRAB_JOB_UNIQ, WORK_COMPLETE back to the client', async () => {
-    const fn = name('reverse');
+    const fn = fnName('reverse');
     const caller = await client();
     caller.send(PacketType.SUBMIT_JOB, [fn, 'uniq-e2e', BINARY_DATA]);
     const [handle] = str(await caller.expect(PacketType.JOB_CREATED));
@@ -83,7 +68,7 @@ describe('binary protocol against gearmand', () => {
 
   it('answers GRAB_JOB with NO_JOB when nothing is queued', async () => {
     const worker = await client();
-    worker.send(PacketType.CAN_DO, [name('idle')]);
+    worker.send(PacketType.CAN_DO, [fnName('idle')]);
     worker.send(PacketType.GRAB_JOB, []);
     expect(await worker.expect(PacketType.NO_JOB)).toEqual([]);
   });
@@ -112,7 +97,7 @@ describe('binary protocol against gearmand', () => {
   });
 
   it('accepts SUBMIT_REDUCE_JOB with four NUL-terminated arguments and hands the reducer to GRAB_JOB_ALL', async () => {
-    const fn = name('mapper');
+    const fn = fnName('mapper');
     const caller = await client();
     caller.send(PacketType.SUBMIT_REDUCE_JOB, [fn, 'uniq-reduce', 'reducer-fn', '', 'a b c']);
     const [handle] = str(await caller.expect(PacketType.JOB_CREATED));
@@ -124,8 +109,8 @@ describe('binary protocol against gearmand', () => {
   });
 
   it('answers GET_STATUS_UNIQUE with STATUS_RES_UNIQUE whose first field is the unique, and GET_STATUS with STATUS_RES', async () => {
-    const fn = name('status');
-    const unique = name('uniq');
+    const fn = fnName('status');
+    const unique = fnName('uniq');
     const conn = await client();
     const [handle] = await submitBackground(conn, PacketType.SUBMIT_JOB_BG, fn, [unique]);
 
@@ -134,12 +119,12 @@ describe('binary protocol against gearmand', () => {
     expect(str(await conn.expect(PacketType.STATUS_RES_UNIQUE))).toEqual([unique, '1', '0', '0', '0', '0']);
     conn.send(PacketType.GET_STATUS, [handle]);
     expect(str(await conn.expect(PacketType.STATUS_RES))).toEqual([handle, '1', '0', '0', '0']);
-    conn.send(PacketType.GET_STATUS_UNIQUE, [name('never-submitted')]);
+    conn.send(PacketType.GET_STATUS_UNIQUE, [fnName('never-submitted')]);
     expect(str(await conn.expect(PacketType.STATUS_RES_UNIQUE)).slice(1, 3)).toEqual(['0', '0']);
   });
 
   it('merges a second submission with the same function and unique onto the same handle', async () => {
-    const fn = name('coalesce');
+    const fn = fnName('coalesce');
     const conn = await client();
     const handles = await submitBackground(conn, PacketType.SUBMIT_JOB_BG, fn, ['same', 'same', 'other']);
     expect(handles[1]).toBe(handles[0]);
@@ -149,7 +134,7 @@ describe('binary protocol against gearmand', () => {
 
 describe('admin protocol against gearmand', () => {
   it('status and prioritystatus count queued background jobs per priority with no worker', async () => {
-    const fn = name('queued');
+    const fn = fnName('queued');
     const conn = await client();
     await submitBackground(conn, PacketType.SUBMIT_JOB_HIGH_BG, fn, ['h1']);
     await submitBackground(conn, PacketType.SUBMIT_JOB_BG, fn, ['n1', 'n2']);
@@ -163,7 +148,7 @@ describe('admin protocol against gearmand', () => {
   });
 
   it('status counts a running job and its worker', async () => {
-    const fn = name('running');
+    const fn = fnName('running');
     const conn = await client();
     await submitBackground(conn, PacketType.SUBMIT_JOB_BG, fn, ['r1', 'r2']);
     const worker = await client();
@@ -186,8 +171,8 @@ describe('admin protocol against gearmand', () => {
   });
 
   it('workers lists every connection with its client id and registered functions', async () => {
-    const [fnA, fnB] = [name('wa'), name('wb')];
-    const clientId = name('raw-worker');
+    const [fnA, fnB] = [fnName('wa'), fnName('wb')];
+    const clientId = fnName('raw-worker');
     const worker = await client();
     worker.send(PacketType.SET_CLIENT_ID, [clientId]);
     worker.send(PacketType.CAN_DO, [fnA]);
@@ -209,8 +194,8 @@ describe('admin protocol against gearmand', () => {
   });
 
   it('show jobs and show unique jobs list queued jobs', async () => {
-    const fn = name('shown');
-    const [u1, u2] = [name('su'), name('su')];
+    const fn = fnName('shown');
+    const [u1, u2] = [fnName('su'), fnName('su')];
     const conn = await client();
     const handles = await submitBackground(conn, PacketType.SUBMIT_JOB_BG, fn, [u1, u2]);
 
@@ -226,7 +211,7 @@ describe('admin protocol against gearmand', () => {
   it('version, getpid and verbose', async () => {
     const adm = await admin();
     expect(parseOkValue(await adm.lines('version'))).toMatch(/^1\.1\.\d+/);
-    expect(parseGetpid(await adm.lines('getpid'))).toBe(server.pid);
+    expect(parseGetpid(await adm.lines('getpid'))).toBe(gearmand.server.pid);
     // The harness starts gearmand with --verbose=ERROR.
     expect(parseOkValue(await adm.lines('verbose'))).toBe('ERROR');
   });
@@ -237,11 +222,11 @@ describe('admin protocol against gearmand', () => {
     expect(replies.map((r) => r.ok)).toEqual([true, false, true, false, true]);
     expect(replies[1]).toEqual({ ok: false, code: 'UNKNOWN_SHOW_ARGUMENTS', message: expect.any(String) });
     expect(replies[3]).toMatchObject({ ok: false, code: 'UNKNOWN_COMMAND' });
-    expect(parseGetpid((replies[2] as { lines: string[] }).lines)).toBe(server.pid);
+    expect(parseGetpid((replies[2] as { lines: string[] }).lines)).toBe(gearmand.server.pid);
   });
 
   it('maxqueue limits an existing function queue: the submit over the limit gets ERROR QUEUE_ERROR', async () => {
-    const fn = name('limited');
+    const fn = fnName('limited');
     const adm = await admin();
     const conn = await client();
     // For a function gearmand does not know yet, maxqueue answers OK and does nothing.
@@ -256,7 +241,7 @@ describe('admin protocol against gearmand', () => {
   });
 
   it('cancel job takes a queued job out of the queue; it is freed when a worker next grabs', async () => {
-    const fn = name('cancelled');
+    const fn = fnName('cancelled');
     const conn = await client();
     const [keep, cancel] = await submitBackground(conn, PacketType.SUBMIT_JOB_BG, fn, ['keep', 'cancel']);
 
@@ -284,7 +269,7 @@ describe('admin protocol against gearmand', () => {
   });
 
   it('create function drops the last character of the name; drop function removes it', async () => {
-    const intended = `${name('created')}X`;
+    const intended = `${fnName('created')}X`;
     const actual = intended.slice(0, -1);
     const adm = await admin();
     parseOk(await adm.lines(`create function ${intended}`));
@@ -303,7 +288,7 @@ describe('admin protocol against gearmand', () => {
   });
 
   it('drop function refuses while a worker has the function registered', async () => {
-    const fn = name('busy');
+    const fn = fnName('busy');
     const worker = await client();
     worker.send(PacketType.CAN_DO, [fn]);
     worker.send(PacketType.ECHO_REQ, ['sync']);

@@ -8,25 +8,13 @@ import { GatewayModule } from '../sample/gateway/gateway.module.js';
 import { EmailOutbox } from '../sample/worker/email-outbox.service.js';
 import { createWorkerTransport, WorkerModule } from '../sample/worker/worker.module.js';
 import { gearmanServers, httpPort } from '../sample/config.js';
-import { Gearmand } from './support/gearmand.js';
+import { useGearmand, useResources } from './support/harness.js';
+import { eventually } from './support/wait.js';
 
 /**
  * The sample application end to end: its worker microservice and its HTTP gateway, booted from the
  * sample's own modules against two real gearmands, driven over HTTP with supertest.
  */
-
-/** Retries `check` (which throws or rejects until the condition holds) every 100 ms, up to `timeoutMs`. */
-async function eventually<T>(check: () => Promise<T> | T, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}: ${(err as Error).message}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 interface FunctionRow {
   function: string;
@@ -36,8 +24,9 @@ interface FunctionRow {
 }
 
 describe('sample application (worker + HTTP gateway) on two gearmands', () => {
-  let g1: Gearmand;
-  let g2: Gearmand;
+  const g1 = useGearmand();
+  const g2 = useGearmand();
+  const shared = useResources(g1, { scope: 'all' });
   let servers: string[];
   let worker: INestMicroservice | undefined;
   let gateway: INestApplication;
@@ -60,20 +49,15 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
   }
 
   beforeAll(async () => {
-    [g1, g2] = await Promise.all([Gearmand.start(), Gearmand.start()]);
     // The sample reads its servers from GEARMAN_SERVERS; the tests pass the same list explicitly.
     servers = gearmanServers({ GEARMAN_SERVERS: `${g1.address}, ${g2.address}` });
     worker = await startWorker();
+    shared.defer(() => stopWorker());
     const module = await Test.createTestingModule({ imports: [GatewayModule.forRoot({ servers, healthLogs: false })] }).compile();
     gateway = module.createNestApplication({ logger: false });
     await gateway.init();
+    shared.defer(() => gateway.close());
     http = gateway.getHttpServer();
-  });
-
-  afterAll(async () => {
-    await gateway?.close();
-    await stopWorker();
-    await Promise.all([g1?.dispose(), g2?.dispose()]);
   });
 
   it('reads GEARMAN_SERVERS and PORT', () => {
@@ -211,6 +195,7 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
         async () => {
           const res = await request(http).get('/admin/status').expect(200);
           expect(res.body.workers).toEqual([]);
+          return true;
         },
         5000,
         'gearmand to forget the stopped worker',
@@ -233,6 +218,7 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
         async () => {
           const res = await request(http).get('/admin/status').expect(200);
           expect(fn(res.body, 'email.send')).toMatchObject({ total: 0, workers: 2 });
+          return true;
         },
         10_000,
         'the new worker to drain the email queue',
@@ -263,7 +249,7 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
       expect(up.body.details.gearman.status).toBe('up');
       expect(Object.keys(up.body.details.gearman.servers).sort()).toEqual([...servers].sort());
 
-      await g2.stop();
+      await g2.server.stop();
       const degraded = await healthUntil((h) => h.status === 200 && h.body.status === 'degraded', '/health degraded');
       expect(degraded.body.details.gearman.status).toBe('degraded');
       expect(degraded.body.details.gearman.servers[g1.address].status).toBe('up');
@@ -276,13 +262,13 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
       // The gateway and the worker keep working through the server that is left.
       await request(http).post('/math/sum').send({ numbers: [20, 22] }).expect(200, { sum: 42 });
 
-      await g1.stop();
+      await g1.server.stop();
       const down = await healthUntil((h) => h.status === 503, '/health down (503)');
       expect(down.body.status).toBe('error');
       expect(down.body.details.gearman.status).toBe('down');
       await request(http).get('/admin/status').expect(503);
 
-      await Promise.all([g1.restart(), g2.restart()]);
+      await Promise.all([g1.server.restart(), g2.server.restart()]);
       const back = await healthUntil((h) => h.status === 200 && h.body.status === 'ok', '/health up again');
       expect(back.body.details.gearman.status).toBe('up');
 
@@ -292,6 +278,7 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
           await request(http).post('/math/sum').send({ numbers: [1, 1] }).expect(200, { sum: 2 });
           const res = await request(http).get('/admin/status').expect(200);
           expect(fn(res.body, 'math.sum')).toMatchObject({ workers: 2 });
+          return true;
         },
         20_000,
         'the worker to serve jobs again on both servers',

@@ -1,11 +1,21 @@
-import { createServer, type Server, type Socket, connect as netConnect } from 'node:net';
+import { type Socket, connect as netConnect } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { GearmanAdmin, GearmanAdminConnection, GearmanAdminServersError } from '../../lib/engine/admin.js';
-import { GearmanAdminError, GearmanConnectionError, GearmanError, GearmanTimeoutError } from '../../lib/engine/errors.js';
+import {
+  GearmanAdmin,
+  GearmanAdminConnection,
+  GearmanAdminError,
+  GearmanAdminServersError,
+  GearmanConnectionError,
+  GearmanError,
+  GearmanTimeoutError,
+} from '../../lib/engine/index.js';
 import { resolveServers } from '../../lib/engine/servers.js';
 import { encodePacket, type Packet, PacketDecoder, PacketType } from '../../lib/protocol/index.js';
-import { freePort, Gearmand } from '../support/gearmand.js';
+import { useGearmand, useResources } from '../support/harness.js';
+import { freePort, listenOnLoopback } from '../support/servers.js';
+import { rejection } from '../support/errors.js';
+import { eventually } from '../support/wait.js';
 
 /** A raw binary-protocol connection, to make jobs and workers the admin commands can see. */
 class Raw {
@@ -68,62 +78,9 @@ const fname = (what: string) => `adm_${what}_${process.pid}_${++seq}`;
 
 const connectionTo = (address: string, options = {}) => new GearmanAdminConnection(resolveServers(address)[0], options);
 
-/** Polls `check` until it passes, for states no event announces (bounded). */
-async function eventually(check: () => Promise<void>, tries = 200): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (i >= tries) throw error;
-      await new Promise((r) => setImmediate(r));
-    }
-  }
-}
-
-/** A TCP server on loopback that accepts connections and never answers. */
-async function silentServer(): Promise<{ server: Server; address: string; connections: Socket[]; nextConnection: () => Promise<Socket> }> {
-  const connections: Socket[] = [];
-  const waiters: Array<(s: Socket) => void> = [];
-  const server = createServer((socket) => {
-    connections.push(socket);
-    socket.on('error', () => undefined);
-    waiters.shift()?.(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    server,
-    address: `127.0.0.1:${port}`,
-    connections,
-    nextConnection: () => new Promise((resolve) => waiters.push(resolve)),
-  };
-}
-
-function closeServer(server: Server | TlsServer, sockets: Socket[] = []): Promise<void> {
-  for (const s of sockets) s.destroy();
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}
-
-let g1: Gearmand;
-let g2: Gearmand;
-
-beforeAll(async () => {
-  [g1, g2] = await Promise.all([Gearmand.start(), Gearmand.start()]);
-});
-
-afterAll(async () => {
-  await Promise.all([g1?.dispose(), g2?.dispose()]);
-});
+const g1 = useGearmand();
+const g2 = useGearmand();
+const res = useResources();
 
 describe('GearmanAdminConnection against gearmand', () => {
   let admin: GearmanAdminConnection;
@@ -141,7 +98,7 @@ describe('GearmanAdminConnection against gearmand', () => {
 
   it('reads version, getpid and verbose', async () => {
     expect(await admin.version()).toMatch(/^1\.1\.\d+/);
-    expect(await admin.getpid()).toBe(g1.pid);
+    expect(await admin.getpid()).toBe(g1.server.pid);
     expect(await admin.verbose()).toBe('ERROR'); // the harness starts gearmand with --verbose=ERROR
     expect(admin.connected).toBe(true);
   });
@@ -162,7 +119,7 @@ describe('GearmanAdminConnection against gearmand', () => {
   });
 
   it('pipelines many commands on one socket and matches replies in order', async () => {
-    const pid = g1.pid;
+    const pid = g1.server.pid;
     const calls = Array.from({ length: 60 }, (_, i) => {
       switch (i % 4) {
         case 0:
@@ -202,7 +159,7 @@ describe('GearmanAdminConnection against gearmand', () => {
       expect((error as GearmanError).code).toBe('INVALID_ARGUMENT');
     }
     // Nothing was sent: the connection is still in step.
-    expect(await admin.getpid()).toBe(g1.pid);
+    expect(await admin.getpid()).toBe(g1.server.pid);
   });
 
   it('shows queued background jobs in status, prioritystatus, show jobs and show unique jobs', async () => {
@@ -248,7 +205,14 @@ describe('GearmanAdminConnection against gearmand', () => {
     } finally {
       await worker.close();
     }
-    await eventually(async () => expect((await admin.workers()).some((w) => w.clientId === 'admin-spec-worker')).toBe(false));
+    await eventually(
+      async () => {
+        expect((await admin.workers()).some((w) => w.clientId === 'admin-spec-worker')).toBe(false);
+        return true;
+      },
+      2000,
+      'the worker to leave workers()',
+    );
   });
 
   it('cancels a queued job: it lingers, ignored, until a worker grabs it, then is unknown', async () => {
@@ -376,7 +340,7 @@ describe('GearmanAdminConnection failures', () => {
   });
 
   it('times out a command the server never answers, fails the commands behind it, and reconnects', async () => {
-    const silent = await silentServer();
+    const silent = await res.silentServer();
     const admin = connectionTo(silent.address, { commandTimeout: 150 });
     try {
       const first = silent.nextConnection();
@@ -397,12 +361,11 @@ describe('GearmanAdminConnection failures', () => {
       expect(await rejection(again)).toBeInstanceOf(GearmanTimeoutError);
     } finally {
       await admin.close();
-      await closeServer(silent.server, silent.connections);
     }
   });
 
   it('times out the connect (here: a TLS handshake nobody answers)', async () => {
-    const silent = await silentServer();
+    const silent = await res.silentServer();
     const admin = new GearmanAdminConnection(resolveServers(silent.address, true)[0], { connectTimeout: 150 });
     try {
       const error = await rejection(admin.version());
@@ -411,26 +374,21 @@ describe('GearmanAdminConnection failures', () => {
       expect(error.message).toContain('TLS');
     } finally {
       await admin.close();
-      await closeServer(silent.server, silent.connections);
     }
   });
 
   it('rejects waiting and later commands with CLOSED after close()', async () => {
-    const silent = await silentServer();
+    const silent = await res.silentServer();
     const admin = connectionTo(silent.address);
-    try {
-      const pending = rejection(admin.status());
-      await silent.nextConnection();
-      await admin.close();
-      expect(await pending).toMatchObject({ code: 'CLOSED' });
-      expect(await rejection(admin.version())).toMatchObject({ code: 'CLOSED' });
-    } finally {
-      await closeServer(silent.server, silent.connections);
-    }
+    const pending = rejection(admin.status());
+    await silent.nextConnection();
+    await admin.close();
+    expect(await pending).toMatchObject({ code: 'CLOSED' });
+    expect(await rejection(admin.version())).toMatchObject({ code: 'CLOSED' });
   });
 
   it('fails a command whose connection is lost with CONNECTION_LOST, and reconnects once gearmand is back', async () => {
-    const g = await Gearmand.start();
+    const g = await res.gearmand();
     const admin = connectionTo(g.address);
     try {
       const pid = await admin.getpid();
@@ -450,7 +408,6 @@ describe('GearmanAdminConnection failures', () => {
       expect(g.pid).not.toBe(pid);
     } finally {
       await admin.close();
-      await g.dispose();
     }
   });
 
@@ -461,15 +418,14 @@ describe('GearmanAdminConnection failures', () => {
         for (const line of d.toString().split('\n').filter(Boolean)) socket.write(line === 'version' ? 'OK 1.1.20+tls\n' : 'ERR UNKNOWN_COMMAND x\r\n');
       });
     });
-    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
-    const port = (tlsServer.address() as { port: number }).port;
+    const port = await listenOnLoopback(tlsServer);
+    res.defer(() => new Promise((resolve) => tlsServer.close(resolve)));
     const admin = new GearmanAdminConnection(resolveServers({ host: '127.0.0.1', port, tls: { ca: TEST_CERT } })[0]);
     try {
       expect(await admin.version()).toBe('1.1.20+tls');
       expect(await rejection(admin.command('foo'))).toMatchObject({ serverCode: 'UNKNOWN_COMMAND' });
     } finally {
       await admin.close();
-      await closeServer(tlsServer);
     }
   });
 });
@@ -491,8 +447,8 @@ describe('GearmanAdmin over two gearmands', () => {
 
   it('lists its servers and hands out one connection per server', async () => {
     expect(admin.servers).toEqual([g1.address, g2.address]);
-    expect(await admin.server(g1.address).getpid()).toBe(g1.pid);
-    expect(await admin.server(`127.0.0.1:${g2.port}`).getpid()).toBe(g2.pid);
+    expect(await admin.server(g1.address).getpid()).toBe(g1.server.pid);
+    expect(await admin.server(`127.0.0.1:${g2.port}`).getpid()).toBe(g2.server.pid);
     expect(admin.server(g2.address)).toBe(admin.server(g2.address));
     const unknown = (() => {
       try {
@@ -584,32 +540,27 @@ describe('GearmanAdmin over two gearmands', () => {
   });
 
   it('sees the same job handle on two gearmands of one host, so cancelJob takes a server', async () => {
-    const [a, b] = await Promise.all([Gearmand.start(), Gearmand.start()]);
-    const pair = new GearmanAdmin({ servers: [a.address, b.address] });
+    const [a, b] = await Promise.all([res.gearmand(), res.gearmand()]);
+    const pair = res.admin({ servers: [a.address, b.address] });
     const [ra, rb] = await Promise.all([Raw.open(a.port), Raw.open(b.port)]);
-    try {
-      const fn = fname('twins');
-      const ha = await ra.submit(PacketType.SUBMIT_JOB_BG, fn, 'ua');
-      const hb = await rb.submit(PacketType.SUBMIT_JOB_BG, fn, 'ub');
-      expect(ha).toBe(hb);
-      const ignored = async () => (await pair.showJobs()).map((j) => [j.server, j.ignoreJob]);
+    res.defer(() => Promise.all([ra.close(), rb.close()]));
+    const fn = fname('twins');
+    const ha = await ra.submit(PacketType.SUBMIT_JOB_BG, fn, 'ua');
+    const hb = await rb.submit(PacketType.SUBMIT_JOB_BG, fn, 'ub');
+    expect(ha).toBe(hb);
+    const ignored = async () => (await pair.showJobs()).map((j) => [j.server, j.ignoreJob]);
 
-      expect(await pair.cancelJob(ha, a.address)).toBe(true);
-      expect(await ignored()).toEqual([
-        [a.address, true],
-        [b.address, false],
-      ]);
-      // Without a server, every gearmand that has that handle cancels its job.
-      expect(await pair.cancelJob(ha)).toBe(true);
-      expect(await ignored()).toEqual([
-        [a.address, true],
-        [b.address, true],
-      ]);
-    } finally {
-      await Promise.all([ra.close(), rb.close()]);
-      await pair.close();
-      await Promise.all([a.dispose(), b.dispose()]);
-    }
+    expect(await pair.cancelJob(ha, a.address)).toBe(true);
+    expect(await ignored()).toEqual([
+      [a.address, true],
+      [b.address, false],
+    ]);
+    // Without a server, every gearmand that has that handle cancels its job.
+    expect(await pair.cancelJob(ha)).toBe(true);
+    expect(await ignored()).toEqual([
+      [a.address, true],
+      [b.address, true],
+    ]);
   });
 
   it('keeps answering from the live server when one is down, and says which one failed', async () => {
@@ -617,7 +568,7 @@ describe('GearmanAdmin over two gearmands', () => {
     await r1.submit(PacketType.SUBMIT_JOB_BG, fn, `${fn}-1`);
     expect((await admin.statusByServer()).every((r) => r.ok)).toBe(true); // both sockets open
 
-    await g2.kill();
+    await g2.server.kill();
     try {
       const byServer = await admin.statusByServer();
       expect(byServer[0]).toMatchObject({ server: g1.address, ok: true });
@@ -666,11 +617,11 @@ describe('GearmanAdmin over two gearmands', () => {
         await single.close();
       }
     } finally {
-      await g2.restart();
+      await g2.server.restart();
     }
     // The dead server's connection reconnects on its own once it is back.
     expect((await admin.statusByServer()).every((r) => r.ok)).toBe(true);
-    expect(await admin.server(g2.address).getpid()).toBe(g2.pid);
+    expect(await admin.server(g2.address).getpid()).toBe(g2.server.pid);
   });
 });
 

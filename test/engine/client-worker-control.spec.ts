@@ -3,48 +3,34 @@
  * cancelling, worker concurrency, CAN_DO_TIMEOUT and worker shutdown.
  */
 import { getEventListeners } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
-import type { GearmanAdmin } from '../../lib/engine/admin.js';
-import type { GearmanClient } from '../../lib/engine/client.js';
-import { GearmanCancelledError, GearmanError, GearmanTimeoutError } from '../../lib/engine/errors.js';
-import type { WorkerJob } from '../../lib/engine/worker.js';
-import { Gearmand } from '../support/gearmand.js';
-import { deferred, eventually, fnName, quietPeriod, Resources, within } from '../support/engine-kit.js';
+import {
+  GearmanCancelledError,
+  GearmanError,
+  GearmanTimeoutError,
+  type GearmanAdmin,
+  type GearmanClient,
+  type WorkerJob,
+} from '../../lib/engine/index.js';
+import { fnName, useGearmand, useResources } from '../support/harness.js';
+import { deferred, eventually, quietPeriod, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const res = new Resources();
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
-beforeAll(async () => {
-  gearmand = await Gearmand.start();
-});
-
-afterEach(() => res.closeAll());
-
-afterAll(async () => {
-  await gearmand?.dispose();
-});
-
-/** A TCP server on loopback that accepts connections and never says a word. */
-async function silentServer(): Promise<{ address: string; accepted: () => number }> {
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  const server: Server = createServer((socket) => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    socket.resume(); // read and drop everything, so the client's FIN is seen and the close is quick
+/** A started worker whose handler for a new function signals `started`, then holds the job until `release`. */
+async function heldJob(label: string, result: string) {
+  const fn = fnName(label);
+  const started = deferred<WorkerJob>();
+  const release = res.gate();
+  const worker = res.worker();
+  worker.register(fn, async (job) => {
+    started.resolve(job);
+    await release.promise;
+    return result;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  const port = (server.address() as { port: number }).port;
-  return { address: `127.0.0.1:${port}`, accepted: () => accepted };
+  await worker.start();
+  const client = await res.client();
+  return { fn, started, release, worker, client };
 }
 
 /**
@@ -60,7 +46,7 @@ async function cancelledOnServer(admin: GearmanAdmin, handle: string): Promise<b
 /** Starts a worker for `fn` and runs one marker job: cancelled jobs of `fn` must be dropped, not run. */
 async function expectOnlyMarkerRuns(fn: string, client: GearmanClient, admin: GearmanAdmin, handles: string[]): Promise<void> {
   const runs: string[] = [];
-  const worker = res.worker(gearmand.address);
+  const worker = res.worker();
   worker.register(fn, (j) => {
     runs.push(j.payload.toString());
     return 'ran';
@@ -89,9 +75,9 @@ async function failureOf(promise: Promise<unknown>, ms = 5000): Promise<GearmanE
 
 describe('timeouts', () => {
   it('fails with GearmanTimeoutError when the server accepts but never sends JOB_CREATED (submitTimeout)', async () => {
-    const silent = await silentServer();
-    const client = await res.client(silent.address, { submitTimeout: 300 });
-    expect(silent.accepted()).toBe(1);
+    const silent = await res.silentServer();
+    const client = await res.client({ servers: silent.address, submitTimeout: 300 });
+    expect(silent.connections).toHaveLength(1);
 
     const started = Date.now();
     const error = await failureOf(client.submit('anything', 'x').result(), 3000);
@@ -107,8 +93,8 @@ describe('timeouts', () => {
 
   it('times out a job no worker takes, and cancels it on the server', async () => {
     const fn = fnName('nobody');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
 
     const job = client.submit(fn, 'x', { timeout: 400 });
     const handle = await within(job.created(), 5000, 'JOB_CREATED');
@@ -123,8 +109,8 @@ describe('timeouts', () => {
 
   it('uses the client-wide timeout option for foreground jobs only', async () => {
     const fn = fnName('nobody-default');
-    const client = await res.client(gearmand.address, { timeout: 300 });
-    const admin = res.admin(gearmand.address);
+    const client = await res.client({ timeout: 300 });
+    const admin = res.admin();
     const fg = client.submit(fn, 'fg');
     const bg = client.submit(fn, 'bg', { background: true });
     const bgHandle = await within(bg.created(), 5000, 'JOB_CREATED');
@@ -138,18 +124,8 @@ describe('timeouts', () => {
   });
 
   it('times out a running job without cancelling it: the worker finishes, the client has moved on', async () => {
-    const fn = fnName('slow-running');
-    const started = deferred<WorkerJob>();
-    const release = res.gate();
-    const worker = res.worker(gearmand.address);
-    worker.register(fn, async (job) => {
-      started.resolve(job);
-      await release.promise;
-      return 'late';
-    });
-    await worker.start();
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const { fn, started, release, client } = await heldJob('slow-running', 'late');
+    const admin = res.admin();
     const job = client.submit(fn, 'x', { timeout: 300 });
     let completions = 0;
     job.on('complete', () => completions++);
@@ -166,8 +142,8 @@ describe('timeouts', () => {
 
   it('a timeout of one of two coalesced submits does not cancel the job the other still waits for', async () => {
     const fn = fnName('coalesced-timeout');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
     const impatient = client.submit(fn, 'x', { unique: 'shared-1', timeout: 300 });
     const patient = client.submit(fn, 'x', { unique: 'shared-1' });
     const [h1, h2] = await within(Promise.all([impatient.created(), patient.created()]), 5000, 'JOB_CREATED');
@@ -179,7 +155,7 @@ describe('timeouts', () => {
     expect(patient.state).toBe('created');
 
     // The same across clients: gearmand's waiting-clients count (GET_STATUS_UNIQUE) shows the other one.
-    const otherClient = await res.client(gearmand.address);
+    const otherClient = await res.client();
     const elsewhere = otherClient.submit(fn, 'x', { unique: 'shared-2' });
     const h3 = await within(elsewhere.created(), 5000, 'JOB_CREATED');
     const impatient2 = client.submit(fn, 'x', { unique: 'shared-2', timeout: 300 });
@@ -188,7 +164,7 @@ describe('timeouts', () => {
     await quietPeriod(200);
     expect((await admin.showJobs()).find((j) => j.handle === h3)).toMatchObject({ ignoreJob: false });
 
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, (job) => `for the patient one ${job.unique}`);
     await worker.start();
     await expect(within(patient.result(), 5000, 'the patient result')).resolves.toEqual(Buffer.from('for the patient one shared-1'));
@@ -199,8 +175,8 @@ describe('timeouts', () => {
 describe('abort signals', () => {
   it('fails a job whose signal is already aborted with CANCELLED, and takes it back from gearmand', async () => {
     const fn = fnName('abort-before');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
     const controller = new AbortController();
     controller.abort(new Error('user left'));
 
@@ -218,8 +194,8 @@ describe('abort signals', () => {
 
   it('aborting after JOB_CREATED fails the job with CANCELLED and cancels it on the server', async () => {
     const fn = fnName('abort-after');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
     const controller = new AbortController();
     const job = client.submit(fn, 'x', { signal: controller.signal });
     const handle = await within(job.created(), 5000, 'JOB_CREATED');
@@ -233,10 +209,10 @@ describe('abort signals', () => {
   });
   it('releases its abort listener when a job settles (one signal shared by many jobs)', async () => {
     const fn = fnName('abort-shared');
-    const worker = res.worker(gearmand.address, { maxJobs: 4 });
+    const worker = res.worker({ maxJobs: 4 });
     worker.register(fn, (job) => job.payload);
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const controller = new AbortController();
     const jobs = Array.from({ length: 50 }, (_, i) => client.submit(fn, String(i), { signal: controller.signal, timeout: 10_000 }));
     // One listener for all 50 jobs (a listener per job would trip Node's MaxListeners warning).
@@ -252,7 +228,7 @@ describe('abort signals', () => {
 describe('client close', () => {
   it('fails jobs still waiting with CLOSED and refuses new submits', async () => {
     const fn = fnName('client-close');
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const queued = client.submit(fn, 'x');
     await within(queued.created(), 5000, 'JOB_CREATED');
     const inFlight = client.submit(fn, 'y');
@@ -269,8 +245,8 @@ describe('client close', () => {
 describe('cancel()', () => {
   it('cancels a queued job: it leaves the queue and the job fails with CANCELLED', async () => {
     const fn = fnName('cancel-queued');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
 
     // Several rounds: gearmand's WORK_FAIL to the client and the admin OK race each other.
     const handles: string[] = [];
@@ -291,17 +267,7 @@ describe('cancel()', () => {
   });
 
   it('refuses to cancel a running job with NOT_CANCELLABLE, and the job still completes', async () => {
-    const fn = fnName('cancel-running');
-    const started = deferred<WorkerJob>();
-    const release = res.gate();
-    const worker = res.worker(gearmand.address);
-    worker.register(fn, async (job) => {
-      started.resolve(job);
-      await release.promise;
-      return 'finished anyway';
-    });
-    await worker.start();
-    const client = await res.client(gearmand.address);
+    const { fn, started, release, client } = await heldJob('cancel-running', 'finished anyway');
 
     const job = client.submit(fn, 'x');
     await within(started.promise, 5000, 'the worker to take the job');
@@ -318,13 +284,13 @@ describe('cancel()', () => {
 describe('worker concurrency', () => {
   it('never runs more than maxJobs handlers at once (maxJobs 3, 20 queued jobs)', async () => {
     const fn = fnName('max3');
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const jobs = Array.from({ length: 20 }, (_, i) => client.submit(fn, String(i)));
     await within(Promise.all(jobs.map((j) => j.created())), 5000, 'JOB_CREATED for all');
 
     let active = 0;
     let peak = 0;
-    const worker = res.worker(gearmand.address, { maxJobs: 3 });
+    const worker = res.worker({ maxJobs: 3 });
     worker.register(fn, async (job) => {
       active++;
       peak = Math.max(peak, active);
@@ -341,8 +307,8 @@ describe('worker concurrency', () => {
 
   it('does not hoard: gearmand shows no more jobs running than handlers are busy', async () => {
     const fn = fnName('hoard');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
     const jobs = Array.from({ length: 6 }, (_, i) => client.submit(fn, String(i)));
     await within(Promise.all(jobs.map((j) => j.created())), 5000, 'JOB_CREATED for all');
 
@@ -350,7 +316,7 @@ describe('worker concurrency', () => {
     let startedCount = 0;
     let onStart: (() => void) | undefined;
     const makeWorker = () => {
-      const w = res.worker(gearmand.address, { maxJobs: 1 });
+      const w = res.worker({ maxJobs: 1 });
       w.register(fn, async (job) => {
         const gate = res.gate();
         busy.set(job.handle, () => gate.resolve());
@@ -397,7 +363,7 @@ describe('CAN_DO_TIMEOUT', () => {
     const fn = fnName('cdt');
     const first = deferred<{ handle: string; at: number }>();
     const release = res.gate();
-    const slow = res.worker(gearmand.address, { maxJobs: 1 });
+    const slow = res.worker({ maxJobs: 1 });
     const slowErrors: Error[] = [];
     slow.on('error', (e) => slowErrors.push(e));
     slow.register(
@@ -410,12 +376,12 @@ describe('CAN_DO_TIMEOUT', () => {
       { timeout: 1500 },
     );
     await slow.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const job = client.submit(fn, 'x');
     const assigned = await within(first.promise, 5000, 'the first assignment');
 
     const second = deferred<{ handle: string; at: number }>();
-    const other = res.worker(gearmand.address);
+    const other = res.worker();
     other.register(fn, (j) => {
       second.resolve({ handle: j.handle, at: Date.now() });
       return 'second worker';
@@ -442,7 +408,7 @@ describe('worker close', () => {
     const started: WorkerJob[] = [];
     const allStarted = deferred();
     const release = res.gate();
-    const worker = res.worker(gearmand.address, { maxJobs: 3 });
+    const worker = res.worker({ maxJobs: 3 });
     worker.register(fn, async (job) => {
       started.push(job);
       if (started.length === 3) allStarted.resolve();
@@ -450,7 +416,7 @@ describe('worker close', () => {
       return `graceful ${job.payload}`;
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const jobs = Array.from({ length: 4 }, (_, i) => client.submit(fn, String(i)));
     await within(allStarted.promise, 5000, 'three jobs running');
 
@@ -472,24 +438,14 @@ describe('worker close', () => {
     // The fourth is still queued, and another worker runs it.
     const leftover = jobs.find((j) => j.state === 'created')!;
     expect(leftover).toBeDefined();
-    const next = res.worker(gearmand.address);
+    const next = res.worker();
     next.register(fn, (job) => `next ${job.payload}`);
     await next.start();
     await expect(within(leftover.result(), 5000, 'the leftover job')).resolves.toEqual(Buffer.from(`next ${leftover.payload}`));
   });
 
   it('with a short deadline, abandons the unfinished job to gearmand, which requeues it to another worker', async () => {
-    const fn = fnName('close-deadline');
-    const started = deferred<WorkerJob>();
-    const release = res.gate();
-    const worker = res.worker(gearmand.address);
-    worker.register(fn, async (job) => {
-      started.resolve(job);
-      await release.promise;
-      return 'from the closed worker';
-    });
-    await worker.start();
-    const client = await res.client(gearmand.address);
+    const { fn, started, release, worker, client } = await heldJob('close-deadline', 'from the closed worker');
     const job = client.submit(fn, 'x');
     let completions = 0;
     job.on('complete', () => completions++);
@@ -498,7 +454,7 @@ describe('worker close', () => {
     await expect(within(worker.close(200), 3000, 'close')).resolves.toBe(1);
 
     const second = deferred<string>();
-    const other = res.worker(gearmand.address);
+    const other = res.worker();
     other.register(fn, (j) => {
       second.resolve(j.handle);
       return 'from the second worker';

@@ -3,40 +3,31 @@
  * `workers`, TLS through a node:tls front (Debian's gearmand has no SSL, R11), and the `gearman`
  * CLI (libgearman) as client of our worker and as worker for our client.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { Gearmand } from '../support/gearmand.js';
-import { deferred, eventually, fnName, Resources, within } from '../support/engine-kit.js';
+import { fnName, useGearmand, useResources } from '../support/harness.js';
+import { listenOnLoopback } from '../support/servers.js';
+import { deferred, eventually, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const res = new Resources();
-
-beforeAll(async () => {
-  gearmand = await Gearmand.start();
-});
-
-afterEach(() => res.closeAll());
-
-afterAll(async () => {
-  await gearmand?.dispose();
-});
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
 describe('client ids', () => {
   it('shows the worker and client ids (SET_CLIENT_ID) in admin workers', async () => {
     const fn = fnName('ids');
-    const worker = res.worker(gearmand.address, { clientId: 'thumbnailer-7' });
+    const worker = res.worker({ clientId: 'thumbnailer-7' });
     worker.register(fn, () => 'ok');
     await worker.start();
-    const client = await res.client(gearmand.address, { clientId: 'web-frontend' });
+    const client = await res.client({ clientId: 'web-frontend' });
     // The echo is answered after SET_CLIENT_ID was handled (one FIFO per connection).
     await client.echo(gearmand.address);
     await expect(client.run(fn, 'x')).resolves.toEqual(Buffer.from('ok'));
 
-    const admin = res.admin(gearmand.address);
+    const admin = res.admin();
     const rows = await eventually(async () => {
       const all = await admin.workers();
       return all.some((w) => w.clientId === 'thumbnailer-7') && all;
@@ -74,7 +65,7 @@ describe('TLS', () => {
     let handshakes = 0;
     const server = createTlsServer({ key, cert }, (tlsSocket) => {
       handshakes++;
-      const upstream = netConnect({ host: gearmand.host, port: gearmand.port });
+      const upstream = netConnect({ host: gearmand.server.host, port: gearmand.port });
       for (const s of [tlsSocket, upstream]) {
         sockets.add(s);
         s.on('error', () => undefined);
@@ -87,7 +78,7 @@ describe('TLS', () => {
       tlsSocket.pipe(upstream);
       upstream.pipe(tlsSocket);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = await listenOnLoopback(server);
     res.defer(
       () =>
         new Promise<void>((resolve) => {
@@ -95,20 +86,20 @@ describe('TLS', () => {
           server.close(() => resolve());
         }),
     );
-    return { address: `127.0.0.1:${(server.address() as { port: number }).port}`, handshakes: () => handshakes };
+    return { address: `127.0.0.1:${port}`, handshakes: () => handshakes };
   }
 
   it('runs a job with client and worker both on TLS (verified with the CA, and with rejectUnauthorized: false)', async () => {
     const front = await tlsFront();
     const fn = fnName('tls');
-    const worker = res.worker(front.address, { tls: { rejectUnauthorized: false } });
+    const worker = res.worker({ servers: front.address, tls: { rejectUnauthorized: false } });
     const streamed: string[] = [];
     worker.register(fn, (job) => {
       job.sendData('over tls');
       return Buffer.concat([Buffer.from('secure:'), job.payload]);
     });
     await worker.start();
-    const client = await res.client(front.address, { tls: { ca: cert } });
+    const client = await res.client({ servers: front.address, tls: { ca: cert } });
 
     const payload = Buffer.from([0, 1, 2, 0, 255]);
     const job = client.submit(fn, payload);
@@ -122,7 +113,7 @@ describe('TLS', () => {
 
   it('does not connect when the certificate is not trusted', async () => {
     const front = await tlsFront();
-    const client = res.client(front.address, { tls: {}, connectTimeout: 1500, reconnect: false });
+    const client = res.client({ servers: front.address, tls: {}, connectTimeout: 1500, reconnect: false });
     const error = await client.then(
       () => undefined,
       (e: unknown) => e as Error,
@@ -134,26 +125,9 @@ describe('TLS', () => {
 });
 
 describe('the gearman CLI (libgearman)', () => {
-  const children = new Set<ChildProcess>();
-  afterEach(() => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    children.clear();
-  });
-
-  /** Runs the CLI as a client; resolves with its exit code and output (killed after `timeoutMs`). */
-  function cli(args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = execFile('gearman', ['-h', gearmand.host, '-p', String(gearmand.port), ...args], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: unknown }).code as number | null) : 0;
-        resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
-      });
-      children.add(child);
-    });
-  }
-
   it('calls our worker: `gearman -f fn payload` prints our result', async () => {
     const fn = fnName('cli-call');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     const seen: { payload: string; unique: string }[] = [];
     worker.register(fn, (job) => {
       seen.push({ payload: job.payload.toString(), unique: job.unique });
@@ -162,7 +136,7 @@ describe('the gearman CLI (libgearman)', () => {
     });
     await worker.start();
 
-    const { code, stdout } = await cli(['-f', fn, 'hello from libgearman']);
+    const { code, stdout } = await res.runCli(['-f', fn, 'hello from libgearman'], 10_000);
     expect(code).toBe(0);
     // The CLI prints the result, and WORK_STATUS 1/2 as "50% Complete".
     expect(stdout).toContain('50% Complete');
@@ -171,20 +145,20 @@ describe('the gearman CLI (libgearman)', () => {
     expect(seen[0].payload).toBe('hello from libgearman');
 
     // With a unique (-u), which our worker sees.
-    const second = await cli(['-f', fn, '-u', 'cli-unique-1', 'again']);
+    const second = await res.runCli(['-f', fn, '-u', 'cli-unique-1', 'again'], 10_000);
     expect(second.stdout.replace('50% Complete\n', '')).toBe('AGAIN');
     expect(seen[1]).toEqual({ payload: 'again', unique: 'cli-unique-1' });
   });
 
   it('sees a failing handler in errorMode "fail" as "Job failed" (exit 1), not a hang', async () => {
     const fn = fnName('cli-fail');
-    const worker = res.worker(gearmand.address, { errorMode: 'fail' });
+    const worker = res.worker({ errorMode: 'fail' });
     worker.register(fn, () => {
       throw new Error('nope');
     });
     await worker.start();
     const started = Date.now();
-    const { code, stderr, stdout } = await cli(['-f', fn, 'x'], 10_000);
+    const { code, stderr, stdout } = await res.runCli(['-f', fn, 'x'], 10_000);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(code).toBe(1);
     expect(`${stdout}${stderr}`).toMatch(/fail/i);
@@ -192,7 +166,7 @@ describe('the gearman CLI (libgearman)', () => {
 
   it('gets nothing from a failing handler in the default errorMode "exception" (libgearman never matches WORK_FAIL "handle\\0")', async () => {
     const fn = fnName('cli-exception');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     let ran = 0;
     worker.register(fn, () => {
       ran++;
@@ -200,7 +174,7 @@ describe('the gearman CLI (libgearman)', () => {
     });
     await worker.start();
     const started = Date.now();
-    const { code, stdout } = await cli(['-t', '1000', '-f', fn, 'x'], 10_000);
+    const { code, stdout } = await res.runCli(['-t', '1000', '-f', fn, 'x'], 10_000);
     // The CLI waits for its own timeout and exits 0 without output: the reason errorMode 'fail' exists.
     expect(ran).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
@@ -210,17 +184,14 @@ describe('the gearman CLI (libgearman)', () => {
 
   it('runs our client job as a worker: `gearman -w -f fn -- tr a-z A-Z`', async () => {
     const fn = fnName('cli-worker');
-    const child = spawn('gearman', ['-w', '-h', gearmand.host, '-p', String(gearmand.port), '-c', '2', '-f', fn, '--', 'tr', 'a-z', 'A-Z'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    children.add(child);
+    const child = res.spawnCli(['-w', '-c', '2', '-f', fn, '--', 'tr', 'a-z', 'A-Z']);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = deferred<number | null>();
     child.once('exit', (code) => exited.resolve(code));
 
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
     // Wait for the CLI worker to register, so a failure to start shows as such.
     await eventually(async () => (await admin.status()).find((s) => s.function === fn)?.workers === 1, 5000, `the CLI worker to register (${stderr})`);
 

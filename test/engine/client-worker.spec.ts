@@ -6,35 +6,25 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { GearmanJobError, GearmanError } from '../../lib/engine/errors.js';
-import type { WorkerJob } from '../../lib/engine/worker.js';
+import type { WorkerJob } from '../../lib/engine/index.js';
 import { PacketType } from '../../lib/protocol/index.js';
-import { Gearmand } from '../support/gearmand.js';
-import { deferred, eventually, fnName, nextEvent, quietPeriod, Resources, within } from '../support/engine-kit.js';
+import { fnName, useGearmand, useResources } from '../support/harness.js';
+import { deferred, eventually, nextEvent, quietPeriod, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const res = new Resources();
-
-beforeAll(async () => {
-  gearmand = await Gearmand.start();
-});
-
-afterEach(() => res.closeAll());
-
-afterAll(async () => {
-  await gearmand?.dispose();
-});
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
 describe('jobs', () => {
   it('runs a foreground job and returns the worker result', async () => {
     const fn = fnName('reverse');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     const seen: { payload: string; handle: string; fn: string; server: string }[] = [];
     worker.register(fn, (job) => {
       seen.push({ payload: job.payload.toString(), handle: job.handle, fn: job.functionName, server: job.server });
       return job.payload.toString().split('').reverse().join('');
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     const job = client.submit(fn, 'hello gearman');
     const created = nextEvent<[string]>(job, 'created', 5000);
@@ -52,8 +42,8 @@ describe('jobs', () => {
 
   it('creates a background job with no worker, and a worker started later runs it', async () => {
     const fn = fnName('bg');
-    const client = await res.client(gearmand.address);
-    const admin = res.admin(gearmand.address);
+    const client = await res.client();
+    const admin = res.admin();
 
     const job = client.submit(fn, 'later', { background: true });
     const handle = await within(job.created(), 5000, 'JOB_CREATED');
@@ -63,7 +53,7 @@ describe('jobs', () => {
     expect((await admin.status()).find((s) => s.function === fn)).toEqual({ function: fn, total: 1, running: 0, workers: 0 });
 
     const ran = deferred<{ payload: string; handle: string }>();
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, (j) => {
       ran.resolve({ payload: j.payload.toString(), handle: j.handle });
       return 'ignored';
@@ -75,18 +65,18 @@ describe('jobs', () => {
 
   it('runs queued jobs HIGH first, then NORMAL, then LOW', async () => {
     const fn = fnName('prio');
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const order = ['low-1', 'normal-1', 'high-1', 'low-2', 'normal-2', 'high-2'];
     const jobs = order.map((name) =>
       client.submit(fn, name, { background: true, priority: name.split('-')[0] as 'high' | 'normal' | 'low' }),
     );
     await within(Promise.all(jobs.map((j) => j.created())), 5000, 'JOB_CREATED for all');
-    const admin = res.admin(gearmand.address);
+    const admin = res.admin();
     expect((await admin.priorityStatus()).find((s) => s.function === fn)).toEqual({ function: fn, high: 2, normal: 2, low: 2, workers: 0 });
 
     const ran: string[] = [];
     const all = deferred();
-    const worker = res.worker(gearmand.address, { maxJobs: 1 });
+    const worker = res.worker({ maxJobs: 1 });
     worker.register(fn, (j) => {
       ran.push(j.payload.toString());
       if (ran.length === order.length) all.resolve();
@@ -100,10 +90,10 @@ describe('jobs', () => {
 describe('unique keys', () => {
   it('hands the unique to the worker (GRAB_JOB_UNIQ), up to 63 bytes', async () => {
     const fn = fnName('uniq');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, (job) => `[${job.unique}]`);
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     await expect(client.run(fn, 'x', { unique: 'order-42' })).resolves.toEqual(Buffer.from('[order-42]'));
     await expect(client.run(fn, 'x')).resolves.toEqual(Buffer.from('[]'));
@@ -114,7 +104,7 @@ describe('unique keys', () => {
 
   it('rejects a unique longer than 63 bytes with INVALID_ARGUMENT before sending anything', async () => {
     const fn = fnName('uniq-long');
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     for (const unique of ['a'.repeat(64), 'é'.repeat(32), 'x'.repeat(500)]) {
       let error: unknown;
       try {
@@ -126,20 +116,20 @@ describe('unique keys', () => {
       expect((error as GearmanError).code).toBe('INVALID_ARGUMENT');
       expect((error as GearmanError).message).toMatch(/at most 63 bytes/);
     }
-    const admin = res.admin(gearmand.address);
+    const admin = res.admin();
     expect((await admin.status()).find((s) => s.function === fn)).toBeUndefined();
   });
 
   it('coalesces two submits with the same unique on one client: same handle, both complete, one run', async () => {
     const fn = fnName('coalesce');
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const a = client.submit(fn, 'first', { unique: 'same-key' });
     const b = client.submit(fn, 'second', { unique: 'same-key' });
     const [ha, hb] = await within(Promise.all([a.created(), b.created()]), 5000, 'JOB_CREATED');
     expect(hb).toBe(ha);
 
     const runs: string[] = [];
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, (job) => {
       runs.push(job.payload.toString());
       return `done:${job.payload}`;
@@ -158,7 +148,7 @@ describe('unique keys', () => {
 describe('streaming and errors', () => {
   it('delivers WORK_DATA, WORK_WARNING and WORK_STATUS to the job events in order, then the result', async () => {
     const fn = fnName('stream');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, (job) => {
       job.sendData('part-1');
       job.sendWarning('careful');
@@ -169,7 +159,7 @@ describe('streaming and errors', () => {
       return 'final';
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     const events: unknown[][] = [];
     const job = client.submit(fn, 'go');
@@ -191,14 +181,14 @@ describe('streaming and errors', () => {
 
   it('reports a throwing handler as WORK_EXCEPTION: JOB_EXCEPTION with the data (exceptions on by default)', async () => {
     const fn = fnName('throws');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     const jobErrors: unknown[] = [];
     worker.on('jobError', (err) => jobErrors.push(err));
     worker.register(fn, async () => {
       throw new Error('disk full');
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     const job = client.submit(fn, 'x');
     const exception = nextEvent<[Buffer]>(job, 'exception', 5000);
@@ -216,10 +206,10 @@ describe('streaming and errors', () => {
 
   it('gives a client with exceptions: false a JOB_FAILED (gearmand sends WORK_FAIL "handle\\0"), without hanging', async () => {
     const fn = fnName('throws-noexc');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, (job) => job.exception('bad input'));
     await worker.start();
-    const client = await res.client(gearmand.address, { exceptions: false });
+    const client = await res.client({ exceptions: false });
 
     const job = client.submit(fn, 'x');
     let exceptionEvents = 0;
@@ -235,11 +225,11 @@ describe('streaming and errors', () => {
   it('reports a throwing handler as WORK_FAIL with errorMode "fail" (worker-wide and per function)', async () => {
     const fnA = fnName('fail-worker');
     const fnB = fnName('fail-register');
-    const workerA = res.worker(gearmand.address, { errorMode: 'fail' });
+    const workerA = res.worker({ errorMode: 'fail' });
     workerA.register(fnA, () => {
       throw new Error('nope');
     });
-    const workerB = res.worker(gearmand.address);
+    const workerB = res.worker();
     workerB.register(
       fnB,
       () => {
@@ -248,7 +238,7 @@ describe('streaming and errors', () => {
       { errorMode: 'fail' },
     );
     await Promise.all([workerA.start(), workerB.start()]);
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     for (const fn of [fnA, fnB]) {
       const job = client.submit(fn, 'x');
@@ -267,14 +257,14 @@ describe('status', () => {
     const unique = `status-${fnName('u')}`;
     const started = deferred<WorkerJob>();
     const release = res.gate();
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     worker.register(fn, async (job) => {
       job.sendStatus(3, 7);
       started.resolve(job);
       await release.promise;
       return 'ok';
     });
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     // Queued, no worker yet.
     const job = client.submit(fn, 'x', { unique });
@@ -316,7 +306,7 @@ describe('status', () => {
 describe('scheduled and reduce jobs', () => {
   it('runs an epoch job at its time, not before (a polling worker picks it up; gearmand 1.1.20 wakes nobody)', async () => {
     const fn = fnName('epoch');
-    const worker = res.worker(gearmand.address, { pollInterval: 500 });
+    const worker = res.worker({ pollInterval: 500 });
     const ran = deferred<{ at: number; payload: string }>();
     worker.register(fn, (job) => ran.resolve({ at: Date.now(), payload: job.payload.toString() }));
     await worker.start();
@@ -333,12 +323,12 @@ describe('scheduled and reduce jobs', () => {
       conn.send = send;
     });
 
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const epoch = Math.floor(Date.now() / 1000) + 2;
     const job = client.submit(fn, 'scheduled', { epoch });
     expect(job.background).toBe(true);
     await within(job.created(), 5000, 'JOB_CREATED');
-    const admin = res.admin(gearmand.address);
+    const admin = res.admin();
     expect((await admin.status()).find((s) => s.function === fn)).toMatchObject({ total: 1, running: 0 });
 
     // Not before its time (gearmand compares whole seconds).
@@ -361,14 +351,14 @@ describe('scheduled and reduce jobs', () => {
 
   it('sends SUBMIT_REDUCE_JOB with the reducer, which a GRAB_JOB_ALL worker sees', async () => {
     const fn = fnName('map');
-    const worker = res.worker(gearmand.address, { grab: 'all' });
+    const worker = res.worker({ grab: 'all' });
     const seen: { reducer: string | undefined; unique: string; payload: string }[] = [];
     worker.register(fn, (job) => {
       seen.push({ reducer: job.reducer, unique: job.unique, payload: job.payload.toString() });
       return `mapped:${job.payload}`;
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     await expect(client.run(fn, 'a b c', { reducer: 'count', unique: 'reduce-1' })).resolves.toEqual(Buffer.from('mapped:a b c'));
     // A plain job comes as JOB_ASSIGN_UNIQ to the same GRAB_JOB_ALL worker: no reducer.
@@ -392,14 +382,14 @@ describe('payloads and pipelining', () => {
     const input = randomBytes(32 * 1024 * 1024);
     const output = randomBytes(32 * 1024 * 1024);
     const inputHash = createHash('sha256').update(input).digest('hex');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     let received = '';
     worker.register(fn, (job) => {
       received = createHash('sha256').update(job.payload).digest('hex');
       return job.payload.length === input.length ? output : 'wrong size';
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     const result = await within(client.run(fn, input), 20_000, 'the 32 MiB round trip');
     expect(received).toBe(inputHash);
@@ -409,7 +399,7 @@ describe('payloads and pipelining', () => {
 
   it('keeps NUL bytes and empty payloads intact both ways, in data, results and exceptions', async () => {
     const fn = fnName('binary');
-    const worker = res.worker(gearmand.address);
+    const worker = res.worker();
     const payloads: Buffer[] = [];
     worker.register(fn, (job) => {
       payloads.push(job.payload);
@@ -421,7 +411,7 @@ describe('payloads and pipelining', () => {
       return Buffer.concat([job.payload, Buffer.from([0, 0, 0xff, 0])]);
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
 
     const cases = [Buffer.from([0, 1, 0, 255, 0]), Buffer.alloc(0), Buffer.alloc(1000, 0), Buffer.from('a\0b\0\0c', 'latin1')];
     for (const input of cases) {
@@ -442,14 +432,14 @@ describe('payloads and pipelining', () => {
   it('pipelines 500 submits on one connection and matches every result to its job', async () => {
     const fn = fnName('pipe');
     const fnOther = fnName('pipe-other');
-    const worker = res.worker(gearmand.address, { maxJobs: 16 });
+    const worker = res.worker({ maxJobs: 16 });
     worker.register(fn, (job) => `r:${job.payload}`);
     worker.register(fnOther, (job) => {
       if (job.payload.toString().endsWith('7')) throw new Error(`e:${job.payload}`);
       return `o:${job.payload}`;
     });
     await worker.start();
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     expect(client.connections).toHaveLength(1);
 
     const n = 500;

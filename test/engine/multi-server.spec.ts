@@ -3,9 +3,8 @@
  * across clients by hashing the unique (R2: gearmand only merges inside one server), and what
  * happens when a server dies and comes back.
  */
-import { randomUUID } from 'node:crypto';
 import {
-  GearmanAdmin,
+  type GearmanAdmin,
   GearmanClient,
   type GearmanClientOptions,
   type GearmanConnection,
@@ -13,57 +12,39 @@ import {
   GearmanWorker,
   ServerPool,
 } from '../../lib/engine/index.js';
-import { freePort, Gearmand } from '../support/gearmand.js';
-import { waitForEvent, within } from '../support/wait-for.js';
+import { fnName, useGearmand, useResources } from '../support/harness.js';
+import { freePort } from '../support/servers.js';
+import { waitForEvent, within } from '../support/wait.js';
 
 /** Small delays so a restarted server is found again quickly. */
 const FAST_RECONNECT = { initialDelay: 50, maxDelay: 500 };
 
-let servers: Gearmand[] = [];
-const cleanups: (() => Promise<unknown>)[] = [];
+// A test that failed half-way may leave a server killed: useGearmand brings it back for the next test.
+const gearmands = [useGearmand(), useGearmand(), useGearmand()];
+const res = useResources();
 
-beforeAll(async () => {
-  servers = await Promise.all([Gearmand.start(), Gearmand.start(), Gearmand.start()]);
-});
+/** The three gearmands (the same objects all along: restart() keeps them). */
+const servers = () => gearmands.map((g) => g.server);
 
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  // A test that failed half-way may leave a server killed: bring it back for the next test.
-  for (const s of servers) if (!s.running) await s.restart();
-});
-
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.dispose()));
-});
-
-/** Addresses of servers[i] for each index, in that order. */
+/** Addresses of servers()[i] for each index, in that order. */
 function addresses(...order: number[]): string[] {
-  return order.map((i) => servers[i].address);
-}
-
-/** A function name no other test uses, so leftover queued jobs never interfere. */
-function fnName(label: string): string {
-  return `ms-${label}-${randomUUID().slice(0, 8)}`;
+  return order.map((i) => servers()[i].address);
 }
 
 /** A client whose connections are all up (hash routing only agrees across clients when they see the same live servers). */
 async function connectedClient(options: GearmanClientOptions): Promise<GearmanClient> {
-  const client = new GearmanClient({ reconnect: FAST_RECONNECT, connectTimeout: 2000, ...options });
-  cleanups.push(() => client.close());
-  await client.connect();
+  const client = await res.client({ reconnect: FAST_RECONNECT, connectTimeout: 2000, ...options });
   await Promise.all(client.connections.map((c) => c.waitConnected(2000)));
   return client;
 }
 
 function admin(): GearmanAdmin {
-  const a = new GearmanAdmin({ servers: addresses(0, 1, 2) });
-  cleanups.push(() => a.close());
-  return a;
+  return res.admin({ servers: addresses(0, 1, 2) });
 }
 
 /** Jobs per server address (every server listed, zero if none). */
 function countByServer(jobs: readonly GearmanJob[]): Record<string, number> {
-  const counts: Record<string, number> = Object.fromEntries(servers.map((s) => [s.address, 0]));
+  const counts: Record<string, number> = Object.fromEntries(servers().map((s) => [s.address, 0]));
   for (const job of jobs) counts[job.server ?? 'none'] = (counts[job.server ?? 'none'] ?? 0) + 1;
   return counts;
 }
@@ -74,7 +55,7 @@ async function queuedByServer(fn: string): Promise<Record<string, number>> {
   return Object.fromEntries(
     results.map((r) => {
       if (!r.ok) {
-        if (servers.find((s) => s.address === r.server)?.running === false) return [r.server, 0];
+        if (servers().find((s) => s.address === r.server)?.running === false) return [r.server, 0];
         throw r.error;
       }
       return [r.server, r.value.find((row) => row.function === fn)?.total ?? 0];
@@ -115,7 +96,7 @@ describe('hash strategy (default)', () => {
 
     const executions = new Map<string, number>();
     const worker = new GearmanWorker({ servers: addresses(0, 1, 2), maxJobs: 5, reconnect: FAST_RECONNECT });
-    cleanups.push(() => worker.close(1000));
+    res.defer(() => worker.close(1000));
     worker.register(fn, (job) => {
       executions.set(job.unique, (executions.get(job.unique) ?? 0) + 1);
       return `done:${job.payload.toString()}`;
@@ -172,11 +153,11 @@ describe('hash strategy (default)', () => {
 
     // connect() resolves once ONE server is connected; the others are still on their first attempt.
     const quick = new GearmanClient({ servers: addresses(1, 0, 2), reconnect: FAST_RECONNECT });
-    cleanups.push(() => quick.close());
+    res.defer(() => quick.close());
     await quick.connect();
     // No connect() at all: the first submit starts the connections.
     const lazy = new GearmanClient({ servers: addresses(2, 1, 0), reconnect: FAST_RECONNECT });
-    cleanups.push(() => lazy.close());
+    res.defer(() => lazy.close());
 
     const fromQuick = await submitBackground(quick, fnName('startup-quick'), uniques);
     const fromLazy = await submitBackground(lazy, fnName('startup-lazy'), uniques);
@@ -187,7 +168,7 @@ describe('hash strategy (default)', () => {
   it('does not wait for a server that is down from the start: its uniques go to the next server on the ring at once', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
     const client = new GearmanClient({ servers: [...addresses(0, 1), dead], connectTimeout: 3000, reconnect: FAST_RECONNECT });
-    cleanups.push(() => client.close());
+    res.defer(() => client.close());
     const uniques = range(60, 'dead-start');
     const started = performance.now();
     const jobs = await submitBackground(client, fnName('dead-start'), uniques);
@@ -195,17 +176,17 @@ describe('hash strategy (default)', () => {
     expect(performance.now() - started).toBeLessThan(1000);
     const counts = countByServer(jobs);
     expect(counts[dead]).toBeUndefined();
-    expect(counts[servers[0].address] + counts[servers[1].address]).toBe(60);
+    expect(counts[servers()[0].address] + counts[servers()[1].address]).toBe(60);
     // The dead server's share went to both others (ring successors differ per unique), not one fallback.
-    expect(counts[servers[0].address]).toBeGreaterThan(0);
-    expect(counts[servers[1].address]).toBeGreaterThan(0);
+    expect(counts[servers()[0].address]).toBeGreaterThan(0);
+    expect(counts[servers()[1].address]).toBeGreaterThan(0);
   });
 
   it('sends the uniques of a killed server to the next live server on the ring, and back once it restarts', async () => {
     const a = await connectedClient({ servers: addresses(0, 1, 2) });
     const b = await connectedClient({ servers: addresses(1, 2, 0) });
     const uniques = range(60, 'ring');
-    const victim = servers[0];
+    const victim = servers()[0];
 
     const before = await submitBackground(a, fnName('ring-before'), uniques);
     const home = before.map((j) => j.server!);
@@ -223,7 +204,7 @@ describe('hash strategy (default)', () => {
     const duringB = await submitBackground(b, fnDuring, uniques);
     // The ring's own answer with the victim down (stub connections: the pool only reads address and state).
     const ring = new ServerPool(
-      servers.map((s) => ({ address: s.address, connected: s !== victim, state: s === victim ? 'reconnecting' : 'connected' })) as unknown as GearmanConnection[],
+      servers().map((s) => ({ address: s.address, connected: s !== victim, state: s === victim ? 'reconnecting' : 'connected' })) as unknown as GearmanConnection[],
     );
     uniques.forEach((u, i) => {
       expect(duringA[i].server).toBe(ring.pick('hash', u)!.address);
@@ -251,7 +232,7 @@ describe('a worker connected to all three servers', () => {
     const fn = fnName('serve');
     const ran: string[] = [];
     const worker = new GearmanWorker({ servers: addresses(0, 1, 2), maxJobs: 4, reconnect: FAST_RECONNECT });
-    cleanups.push(() => worker.close(1000));
+    res.defer(() => worker.close(1000));
     worker.register(fn, (job) => {
       ran.push(job.server);
       return `${job.payload.toString()}@${job.server}`;
@@ -260,7 +241,7 @@ describe('a worker connected to all three servers', () => {
     await Promise.all(worker.connections.map((c) => c.waitConnected(2000)));
     const client = await connectedClient({ servers: addresses(0, 1, 2) });
     const uniques = range(30, 'serve');
-    const victim = servers[2];
+    const victim = servers()[2];
 
     const runAll = async (label: string) => {
       const jobs = uniques.map((u) => client.submit(fn, `${label}-${u}`, { unique: `${label}-${u}` }));
@@ -298,20 +279,20 @@ describe('round-robin strategy', () => {
     const client = await connectedClient({ servers: addresses(0, 1, 2), strategy: 'round-robin' });
     const jobs = await submitBackground(client, fn, new Array(90).fill(undefined));
 
-    const expected = Object.fromEntries(servers.map((s) => [s.address, 30]));
+    const expected = Object.fromEntries(servers().map((s) => [s.address, 30]));
     expect(countByServer(jobs)).toEqual(expected);
     expect(await queuedByServer(fn)).toEqual(expected);
   });
 
   it('skips a killed server and uses it again once it restarts', async () => {
     const client = await connectedClient({ servers: addresses(0, 1, 2), strategy: 'round-robin' });
-    const victim = servers[1];
+    const victim = servers()[1];
     const down = waitForEvent(client, 'disconnected', { filter: (s: string) => s === victim.address });
     await victim.kill();
     await down;
 
     const during = await submitBackground(client, fnName('rr-during'), new Array(40).fill(undefined));
-    expect(countByServer(during)).toEqual({ [servers[0].address]: 20, [servers[1].address]: 0, [servers[2].address]: 20 });
+    expect(countByServer(during)).toEqual({ [servers()[0].address]: 20, [servers()[1].address]: 0, [servers()[2].address]: 20 });
 
     const up = waitForEvent(client, 'connected', { filter: (s: string) => s === victim.address, timeoutMs: 5000 });
     await victim.restart();
@@ -319,7 +300,7 @@ describe('round-robin strategy', () => {
 
     const fnAfter = fnName('rr-after');
     const after = await submitBackground(client, fnAfter, new Array(30).fill(undefined));
-    const expected = Object.fromEntries(servers.map((s) => [s.address, 10]));
+    const expected = Object.fromEntries(servers().map((s) => [s.address, 10]));
     expect(countByServer(after)).toEqual(expected);
     expect(await queuedByServer(fnAfter)).toEqual(expected);
   });
@@ -328,7 +309,7 @@ describe('round-robin strategy', () => {
 describe('failover strategy', () => {
   it('uses the first live server in the order given, the next one while it is down, and returns to it', async () => {
     const client = await connectedClient({ servers: addresses(2, 0, 1), strategy: 'failover' });
-    const [first, second] = [servers[2], servers[0]];
+    const [first, second] = [servers()[2], servers()[0]];
 
     const before = await submitBackground(client, fnName('fo-before'), [...new Array(10).fill(undefined), ...range(10, 'fo')]);
     expect(new Set(before.map((j) => j.server))).toEqual(new Set([first.address]));
@@ -339,7 +320,7 @@ describe('failover strategy', () => {
     const fnDuring = fnName('fo-during');
     const during = await submitBackground(client, fnDuring, [...new Array(10).fill(undefined), ...range(10, 'fo')]);
     expect(new Set(during.map((j) => j.server))).toEqual(new Set([second.address]));
-    expect(await queuedByServer(fnDuring)).toEqual({ [servers[0].address]: 20, [servers[1].address]: 0, [servers[2].address]: 0 });
+    expect(await queuedByServer(fnDuring)).toEqual({ [servers()[0].address]: 20, [servers()[1].address]: 0, [servers()[2].address]: 0 });
 
     const up = waitForEvent(client, 'connected', { filter: (s: string) => s === first.address, timeoutMs: 5000 });
     await first.restart();

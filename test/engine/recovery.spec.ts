@@ -3,55 +3,41 @@
  * port, a worker process dies mid-job, or there is no server at all. Everything must recover by
  * itself, fail fast with a typed error, or stop cleanly: never hang.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  GearmanAdmin,
   GearmanClient,
   GearmanConnectionError,
   GearmanError,
   GearmanWorker,
   type WorkerJob,
 } from '../../lib/engine/index.js';
-import { freePort, Gearmand } from '../support/gearmand.js';
-import { deferred, observe, recordEvents, waitForCount, waitForEvent, within } from '../support/wait-for.js';
+import { fnName, useResources } from '../support/harness.js';
+import { freePort } from '../support/servers.js';
+import { rejection } from '../support/errors.js';
+import { deferred, quietPeriod, recordEvents, waitForCount, waitForEvent, within } from '../support/wait.js';
 
 const FAST_RECONNECT = { initialDelay: 50, maxDelay: 500 };
 const SLOW_WORKER = fileURLToPath(new URL('../support/fixtures/slow-worker.ts', import.meta.url));
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
+const res = useResources();
 /** Recovery times, printed once at the end. */
 const measured: string[] = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 afterAll(() => {
   if (measured.length > 0) console.log(`recovery times:\n  ${measured.join('\n  ')}`);
 });
 
-async function gearmand(): Promise<Gearmand> {
-  const server = await Gearmand.start();
-  cleanups.push(() => server.dispose());
-  return server;
-}
-
 function client(servers: string[], options: ConstructorParameters<typeof GearmanClient>[0] = {}): GearmanClient {
   const c = new GearmanClient({ servers, reconnect: FAST_RECONNECT, connectTimeout: 3000, ...options });
-  cleanups.push(() => c.close());
+  res.defer(() => c.close());
   return c;
 }
 
 function worker(servers: string[], options: ConstructorParameters<typeof GearmanWorker>[0] = {}): GearmanWorker {
   const w = new GearmanWorker({ servers, reconnect: FAST_RECONNECT, connectTimeout: 3000, ...options });
-  cleanups.push(() => w.close(500));
+  res.defer(() => w.close(500));
   return w;
 }
-
-const fnName = (label: string) => `rec-${label}-${randomUUID().slice(0, 8)}`;
 
 function expectConnectionError(error: unknown, code: string, server?: string): void {
   expect(error).toBeInstanceOf(GearmanConnectionError);
@@ -59,19 +45,9 @@ function expectConnectionError(error: unknown, code: string, server?: string): v
   if (server) expect((error as GearmanConnectionError).server).toBe(server);
 }
 
-/** The error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('Expected the promise to reject, but it resolved');
-}
-
 describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
   it('client and worker reconnect by themselves and jobs flow again within a few seconds', async () => {
-    const server = await gearmand();
+    const server = await res.gearmand();
     const fn = fnName('flow');
     const c = client([server.address]);
     const w = worker([server.address], { maxJobs: 4 });
@@ -112,14 +88,13 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
   });
 
   it('fails a foreground job in flight at once with CONNECTION_LOST, whether it was running or queued', async () => {
-    const server = await gearmand();
+    const server = await res.gearmand();
     const fn = fnName('inflight');
     const idle = fnName('no-worker');
     const c = client([server.address]);
     const w = worker([server.address]);
     const started = deferred<WorkerJob>();
-    const never = deferred<string>();
-    cleanups.push(() => never.resolve('released')); // runs before the worker's close
+    const never = res.gate<string>();
     w.register(fn, (job) => {
       started.resolve(job);
       return never.promise;
@@ -146,7 +121,7 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
   });
 
   it('fails jobs whose JOB_CREATED had not arrived yet with CONNECTION_LOST too (none hangs)', async () => {
-    const server = await gearmand();
+    const server = await res.gearmand();
     const c = client([server.address]);
     await c.connect();
     const fn = fnName('racing');
@@ -160,14 +135,13 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
   });
 
   it('resubmits a job with a unique and retry:true on the other server when its server dies, and it completes', async () => {
-    const servers = await Promise.all([gearmand(), gearmand()]);
+    const servers = await Promise.all([res.gearmand(), res.gearmand()]);
     const addresses = servers.map((s) => s.address);
     const fn = fnName('retry');
     const firstRun = deferred<string>();
-    const never = deferred<string>();
+    const never = res.gate<string>();
     const runs: string[] = [];
     const w = worker(addresses, { maxJobs: 2 });
-    cleanups.push(() => never.resolve('released')); // runs before the worker's close
     w.register(fn, (job) => {
       runs.push(job.server);
       if (runs.length === 1) {
@@ -199,14 +173,13 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
   });
 
   it('with one server, retry:true resubmits the lost job to that server once it is back (the crash lost it)', async () => {
-    const server = await gearmand();
+    const server = await res.gearmand();
     const fn = fnName('retry-same');
     const firstRun = deferred<void>();
-    const never = deferred<string>();
+    const never = res.gate<string>();
     const runs: string[] = [];
     // maxJobs 2: the first run's handler is still running (it cannot report), the retry needs a slot.
     const w = worker([server.address], { maxJobs: 2 });
-    cleanups.push(() => never.resolve('released')); // runs before the worker's close
     w.register(fn, (job) => {
       runs.push(job.handle);
       if (runs.length === 1) {
@@ -233,40 +206,10 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
 });
 
 describe('a worker process killed (SIGKILL) mid-job', () => {
-  /** Starts the slow-worker fixture; resolves with its process and a way to await its stdout lines. */
-  async function spawnSlowWorker(fn: string, server: string) {
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not needed (or wanted) there
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SLOW_WORKER, fn, server], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    });
-    const lines = createInterface({ input: child.stdout! });
-    const line = (prefix: string, timeoutMs: number) =>
-      waitForEvent<[string]>(lines, 'line', {
-        filter: (l) => l.startsWith(prefix),
-        timeoutMs,
-        what: `"${prefix}" from the slow-worker fixture (stderr: ${stderr.trim() || 'empty'})`,
-      }).then(([l]) => l);
-    child.once('exit', (code, signal) => {
-      if (signal !== 'SIGKILL') stderr += ` [exited early: code ${code}, signal ${signal}]`;
-    });
-    return { child, exited, line };
-  }
-
   it('gearmand requeues the job, another worker completes it, and the client sees exactly one completion', async () => {
-    const server = await gearmand();
+    const server = await res.gearmand();
     const fn = fnName('crash');
-    const slow = await spawnSlowWorker(fn, server.address);
+    const slow = res.tsx(SLOW_WORKER, [fn, server.address]);
     await slow.line('READY', 15_000);
 
     const c = client([server.address]);
@@ -288,19 +231,17 @@ describe('a worker process killed (SIGKILL) mid-job', () => {
     await w.start();
 
     const killedAt = performance.now();
-    slow.child.kill('SIGKILL');
-    await slow.exited;
+    await slow.kill();
     const result = await within(job.result(), 5000, 'the requeued job to complete');
     measured.push(`job of a SIGKILLed worker completed by another worker ${Math.round(performance.now() - killedAt)} ms after the kill`);
 
     expect(result.toString()).toBe('olleh');
     // R3: requeued under the same handle, run once more (by the in-process worker only).
     expect(runs).toEqual([{ handle, payload: 'hello' }]);
-    await observe(200); // bounded window: nothing more may arrive for this job
+    await quietPeriod(200); // bounded window: nothing more may arrive for this job
     expect(completions.events).toHaveLength(1);
     expect(failures.events).toHaveLength(0);
-    const admin = new GearmanAdmin({ servers: [server.address] });
-    cleanups.push(() => admin.close());
+    const admin = res.admin({ servers: [server.address] });
     expect((await admin.status()).find((r) => r.function === fn)?.total ?? 0).toBe(0);
   });
 });
@@ -326,7 +267,7 @@ describe('no gearmand listening', () => {
   it('client.connect() rejects with NO_SERVER within connectTimeout, retries with growing capped delays, and close() stops it', async () => {
     const address = `127.0.0.1:${await freePort()}`;
     const c = new GearmanClient({ servers: [address], connectTimeout: 300, reconnect: BACKOFF });
-    cleanups.push(() => c.close());
+    res.defer(() => c.close());
     const reconnecting = recordEvents(c, 'reconnecting');
 
     const started = performance.now();
@@ -343,7 +284,7 @@ describe('no gearmand listening', () => {
 
     await c.close();
     const seen = reconnecting.events.length;
-    await observe(300); // three maxDelays: an attempt would have happened by now
+    await quietPeriod(300); // three maxDelays: an attempt would have happened by now
     expect(reconnecting.events.length).toBe(seen);
     expect(c.connections.every((conn) => conn.state === 'closed')).toBe(true);
   });
@@ -351,7 +292,7 @@ describe('no gearmand listening', () => {
   it('a submit fails with NO_SERVER after connectTimeout instead of hanging', async () => {
     const address = `127.0.0.1:${await freePort()}`;
     const c = new GearmanClient({ servers: [address], connectTimeout: 300, reconnect: BACKOFF });
-    cleanups.push(() => c.close());
+    res.defer(() => c.close());
     const started = performance.now();
     const error = await within(rejection(c.run(fnName('nowhere'), 'x', { unique: 'u1' })), 2000, 'the submit to fail');
     expectConnectionError(error, 'NO_SERVER');
@@ -361,7 +302,7 @@ describe('no gearmand listening', () => {
   it('worker.start() rejects with NO_SERVER and keeps retrying until close()', async () => {
     const address = `127.0.0.1:${await freePort()}`;
     const w = new GearmanWorker({ servers: [address], connectTimeout: 300, reconnect: BACKOFF });
-    cleanups.push(() => w.close(100));
+    res.defer(() => w.close(100));
     w.register('anything', () => 'x');
     const reconnecting = recordEvents(w, 'reconnecting');
     expectConnectionError(await rejection(w.start()), 'NO_SERVER');
@@ -369,14 +310,14 @@ describe('no gearmand listening', () => {
     expectBackoff(reconnecting.events, 5);
     await w.close(100);
     const seen = reconnecting.events.length;
-    await observe(300);
+    await quietPeriod(300);
     expect(reconnecting.events.length).toBe(seen);
   });
 
   it('close() while connect() is still trying rejects connect() promptly and stops reconnecting', async () => {
     const address = `127.0.0.1:${await freePort()}`;
     const c = new GearmanClient({ servers: [address], connectTimeout: 5000, reconnect: BACKOFF });
-    cleanups.push(() => c.close());
+    res.defer(() => c.close());
     const reconnecting = recordEvents(c, 'reconnecting');
     const connecting = rejection(c.connect());
     await waitForCount(c, 'reconnecting', reconnecting, 2, 3000);
@@ -386,7 +327,7 @@ describe('no gearmand listening', () => {
     expect(performance.now() - closedAt).toBeLessThan(500);
     expectConnectionError(error, 'CLOSED');
     const seen = reconnecting.events.length;
-    await observe(300);
+    await quietPeriod(300);
     expect(reconnecting.events.length).toBe(seen);
   });
 
@@ -394,13 +335,12 @@ describe('no gearmand listening', () => {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
     const c = new GearmanClient({ servers: [address], connectTimeout: 300, reconnect: BACKOFF });
-    cleanups.push(() => c.close());
+    res.defer(() => c.close());
     expectConnectionError(await rejection(c.connect()), 'NO_SERVER');
 
     const up = waitForEvent(c, 'connected', { timeoutMs: 5000 });
     const startedAt = performance.now();
-    const server = await Gearmand.start({ port });
-    cleanups.push(() => server.dispose());
+    await res.gearmand({ port });
     await up;
     measured.push(`client that failed connect() was connected ${Math.round(performance.now() - startedAt)} ms after the late gearmand was spawned`);
     const w = worker([address]);

@@ -2,45 +2,13 @@
  * The client's per-connection submit queue: one reply handler for every job awaiting JOB_CREATED
  * (in request order, among other requests), and submitTimeout enforced without a timer per job.
  */
-import { createServer, type Server, type Socket } from 'node:net';
-import { GearmanClient } from '../../lib/engine/client.js';
-import { GearmanTimeoutError } from '../../lib/engine/errors.js';
-import type { GearmanJob } from '../../lib/engine/job.js';
-import { freePort, Gearmand } from '../support/gearmand.js';
-import { fnName, Resources, within } from '../support/engine-kit.js';
+import { GearmanClient, GearmanTimeoutError, type GearmanJob } from '../../lib/engine/index.js';
+import { fnName, useGearmand, useResources } from '../support/harness.js';
+import { freePort } from '../support/servers.js';
+import { within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const res = new Resources();
-
-beforeAll(async () => {
-  gearmand = await Gearmand.start();
-});
-
-afterEach(() => res.closeAll());
-
-afterAll(async () => {
-  await gearmand?.dispose();
-});
-
-/** A TCP server that accepts connections and never answers. */
-async function silentServer(): Promise<string> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    socket.resume();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  res.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return `127.0.0.1:${(server.address() as { port: number }).port}`;
-}
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
 /** Milliseconds from now until the job fails, and the error. */
 function failsAfter(job: GearmanJob, start: number): Promise<{ ms: number; error: Error }> {
@@ -50,7 +18,7 @@ function failsAfter(job: GearmanJob, start: number): Promise<{ ms: number; error
 describe('submit queue', () => {
   it('hands every JOB_CREATED to its own job, in order, with other requests in between', async () => {
     const fn = fnName('queued');
-    const client = await res.client(gearmand.address);
+    const client = await res.client();
     const jobs: GearmanJob[] = [];
     const statuses: Promise<unknown>[] = [];
     for (let i = 0; i < 200; i++) {
@@ -66,7 +34,7 @@ describe('submit queue', () => {
   });
 
   it('times out queued jobs by their own deadlines, whatever their order in the queue', async () => {
-    const client = await res.client(await silentServer(), { submitTimeout: 400 });
+    const client = await res.client({ servers: (await res.silentServer()).address, submitTimeout: 400 });
     const start = Date.now();
     const first = failsAfter(client.submit('anything', 'a'), start);
     const quick = failsAfter(client.submit('anything', 'b', { submitTimeout: 100 }), start);

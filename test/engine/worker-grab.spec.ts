@@ -5,10 +5,12 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { encodePacket, PacketDecoder, PacketType, packetName } from '../../lib/protocol/index.js';
-import { eventually, Resources } from '../support/engine-kit.js';
+import type { JobHandler } from '../../lib/engine/index.js';
+import { useResources } from '../support/harness.js';
+import { listenOnLoopback } from '../support/servers.js';
+import { eventually } from '../support/wait.js';
 
-const res = new Resources();
-afterEach(() => res.closeAll());
+const res = useResources();
 
 /** A fake gearmand with a job queue: GRAB gets a job or NO_JOB, PRE_SLEEP sleeps unless jobs wait. */
 async function scriptedServer() {
@@ -45,7 +47,7 @@ async function scriptedServer() {
       out = [];
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(server);
   res.defer(
     () =>
       new Promise<void>((resolve) => {
@@ -54,7 +56,7 @@ async function scriptedServer() {
       }),
   );
   return {
-    address: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    address: `127.0.0.1:${port}`,
     log,
     get sleeping() {
       return sleeping;
@@ -70,17 +72,23 @@ async function scriptedServer() {
   };
 }
 
+/** A worker (maxJobs 8) on a new scripted server, started and gone to sleep; `handler` runs the jobs. */
+async function sleepingWorker(handler: JobHandler) {
+  const server = await scriptedServer();
+  const worker = res.worker({ servers: server.address, maxJobs: 8 });
+  worker.register('fn', handler);
+  await worker.start();
+  await eventually(() => server.sleeping, 2000, 'the worker to go to sleep');
+  return server;
+}
+
 describe('worker GRAB pattern', () => {
   it('takes one job per wake-up with two GRABs and sends PRE_SLEEP with the WORK_COMPLETE', async () => {
-    const server = await scriptedServer();
-    const worker = res.worker(server.address, { maxJobs: 8 });
     const done: string[] = [];
-    worker.register('fn', (job) => {
+    const server = await sleepingWorker((job) => {
       done.push(job.payload.toString());
       return job.payload;
     });
-    await worker.start();
-    await eventually(() => server.sleeping, 2000, 'the worker to go to sleep');
     for (let i = 1; i <= 3; i++) {
       server.log.length = 0;
       server.submit(`job${i}`);
@@ -91,15 +99,11 @@ describe('worker GRAB pattern', () => {
   });
 
   it('grabs one job at a time while the jobs are large', async () => {
-    const server = await scriptedServer();
-    const worker = res.worker(server.address, { maxJobs: 8 });
     const sizes: number[] = [];
-    worker.register('fn', (job) => {
+    const server = await sleepingWorker((job) => {
       sizes.push(job.payload.length);
       return 'ok';
     });
-    await worker.start();
-    await eventually(() => server.sleeping, 2000, 'the worker to go to sleep');
     server.log.length = 0;
     const big = 'x'.repeat(300 * 1024);
     for (let i = 0; i < 4; i++) server.submit(big);
@@ -110,15 +114,11 @@ describe('worker GRAB pattern', () => {
   });
 
   it('keeps grabbing, more at a time, while the queue has jobs', async () => {
-    const server = await scriptedServer();
-    const worker = res.worker(server.address, { maxJobs: 8 });
     const done: string[] = [];
-    worker.register('fn', (job) => {
+    const server = await sleepingWorker((job) => {
       done.push(job.payload.toString());
       return job.payload;
     });
-    await worker.start();
-    await eventually(() => server.sleeping, 2000, 'the worker to go to sleep');
     server.log.length = 0;
     for (let i = 0; i < 30; i++) server.submit(`j${i}`);
     await eventually(() => done.length === 30 && server.sleeping, 3000, 'all 30 jobs');

@@ -17,11 +17,13 @@ import {
   GearmanRecordBuilder,
   InjectGearmanClient,
 } from '../../lib/nest/index.js';
-import { freePort, Gearmand } from '../support/gearmand.js';
-import { deferred, eventually, functionStatus, NestHarness, within } from '../support/nest-kit.js';
+import { freePort } from '../support/servers.js';
+import { functionStatus, useGearmand, useResources } from '../support/harness.js';
+import { deferred, eventually, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const h = new NestHarness(() => gearmand.address);
+// A gearmand per test: these tests read queue counts.
+const gearmand = useGearmand({ perTest: true });
+const res = useResources(gearmand);
 
 let probe = newProbe();
 function newProbe() {
@@ -32,7 +34,7 @@ function newProbe() {
     ran: [] as { label: string; at: number; unique: string }[],
     ranOnce: deferred<{ label: string; at: number; unique: string }>(),
     calls: 0,
-    release: h.gate(),
+    release: res.gate(),
   };
 }
 
@@ -65,27 +67,20 @@ class JobsController {
   }
 }
 
-beforeEach(async () => {
-  // A gearmand per test: these tests read queue counts.
-  gearmand = await Gearmand.start();
+beforeEach(() => {
   probe = newProbe();
-});
-
-afterEach(async () => {
-  await h.closeAll();
-  await gearmand?.dispose();
 });
 
 describe('GearmanRecordBuilder', () => {
   it('unique: the handler sees it, and two calls with one unique share one run', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] });
+    const client = res.clientProxy();
     const record = new GearmanRecordBuilder({ id: 1 }).setUnique('order-1').build();
     const first = lastValueFrom(client.send('held', record));
     await eventually(() => probe.calls === 1, 3000, 'the first call to run');
     const second = lastValueFrom(client.send('held', record));
     // The second submit coalesced onto the running job (gearmand R2): one job, one run.
-    await eventually(async () => (await functionStatus(h.admin(), 'held')).total === 1, 3000, 'gearmand to hold one job');
+    await eventually(async () => (await functionStatus(res.admin(), 'held')).total === 1, 3000, 'gearmand to hold one job');
     probe.release.resolve();
     const expected = { data: { id: 1 }, unique: 'order-1', run: 1 };
     expect(await within(Promise.all([first, second]), 5000, 'both results')).toEqual([expected, expected]);
@@ -93,8 +88,8 @@ describe('GearmanRecordBuilder', () => {
   });
 
   it('priority: jobs queued with no worker run HIGH, then NORMAL, then LOW', async () => {
-    const client = h.client();
-    const admin = h.admin();
+    const client = res.clientProxy();
+    const admin = res.admin();
     const queued = [
       ['low-1', 'low'],
       ['normal-1', 'normal'],
@@ -115,27 +110,27 @@ describe('GearmanRecordBuilder', () => {
     });
 
     probe.expected = queued.length;
-    await h.microservice({ controllers: [JobsController] }, { maxJobs: 1 });
+    await res.microservice({ controllers: [JobsController] }, { maxJobs: 1 });
     await within(probe.allRan.promise, 5000, 'all queued jobs to run');
     expect(probe.order).toEqual(['high-1', 'high-2', 'normal-1', 'low-1', 'low-2']);
   });
 
   it('background: send() emits the handle and completes at once; the handler runs later', async () => {
-    const client = h.client();
+    const client = res.clientProxy();
     const handles = await lastValueFrom(client.send('record', new GearmanRecordBuilder('bg').setBackground().setUnique('bg-1').build()).pipe(toArray()));
     expect(handles).toHaveLength(1);
     expect(handles[0]).toMatch(/^H:/);
-    expect(await functionStatus(h.admin(), 'record')).toEqual({ total: 1, running: 0, workers: 0 });
+    expect(await functionStatus(res.admin(), 'record')).toEqual({ total: 1, running: 0, workers: 0 });
 
-    await h.microservice({ controllers: [JobsController] });
+    await res.microservice({ controllers: [JobsController] });
     expect(await within(probe.ranOnce.promise, 5000, 'the background job')).toMatchObject({ label: 'bg', unique: 'bg-1' });
   });
 
   it('epoch: the job waits in the queue and runs at the given time', async () => {
     // pollInterval: gearmand 1.1.20 wakes no worker when an epoch job falls due (R7).
-    await h.microservice({ controllers: [JobsController] }, { pollInterval: 200 });
-    const admin = h.admin();
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] }, { pollInterval: 200 });
+    const admin = res.admin();
+    const client = res.clientProxy();
     const submittedAt = Date.now();
     const epoch = Math.floor(submittedAt / 1000) + 2;
     const handle = await lastValueFrom(client.emit('record', new GearmanRecordBuilder('scheduled').setEpoch(epoch).build()));
@@ -150,13 +145,13 @@ describe('GearmanRecordBuilder', () => {
   });
 
   it('timeout: a job nobody takes fails with TIMEOUT and is taken off the queue', async () => {
-    const client = h.client();
+    const client = res.clientProxy();
     const started = performance.now();
     const error = await lastValueFrom(client.send('nobody.serves', new GearmanRecordBuilder({}).setTimeout(300).build())).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'TIMEOUT', name: 'GearmanTimeoutError' });
     expect(performance.now() - started).toBeLessThan(2000);
     // gearmand 1.1.20's `cancel job` marks the queued job ignored; a worker's GRAB then drops it unrun.
-    const admin = h.admin();
+    const admin = res.admin();
     await eventually(async () => (await admin.showJobs()).some((j) => j.ignoreJob), 3000, 'the job to be cancelled');
     await expectDroppedUnrun('nobody.serves');
   });
@@ -164,9 +159,9 @@ describe('GearmanRecordBuilder', () => {
 
 /** Starts a worker for `fn`: the cancelled job leaves the queue without its handler running. */
 async function expectDroppedUnrun(fn: string): Promise<void> {
-  const admin = h.admin();
+  const admin = res.admin();
   const runs: string[] = [];
-  const worker = h.engineWorker();
+  const worker = res.worker();
   worker.register(fn, (job) => {
     runs.push(job.handle);
     return '0';
@@ -180,8 +175,8 @@ async function expectDroppedUnrun(fn: string): Promise<void> {
 
 describe('cancelling', () => {
   it('unsubscribing from send() before a worker takes the job cancels it on gearmand', async () => {
-    const admin = h.admin();
-    const client = h.client();
+    const admin = res.admin();
+    const client = res.clientProxy();
     const errors: unknown[] = [];
     const subscription = client.send('sum', [1, 2]).subscribe({ error: (e) => errors.push(e) });
     await eventually(async () => (await functionStatus(admin, 'sum')).total === 1, 3000, 'the job to be queued');
@@ -196,14 +191,14 @@ describe('cancelling', () => {
     await expectDroppedUnrun('sum');
     expect(errors).toEqual([]);
     // New calls work.
-    await h.microservice({ controllers: [JobsController] });
+    await res.microservice({ controllers: [JobsController] });
     expect(await lastValueFrom(client.send('sum', [3, 4]))).toBe(7);
   });
 
   it('unsubscribing while the job runs leaves it running (Gearman cannot stop it)', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const admin = h.admin();
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] });
+    const admin = res.admin();
+    const client = res.clientProxy();
     const subscription = client.send('held', 'x').subscribe();
     await eventually(() => probe.calls === 1, 3000, 'the job to run');
     subscription.unsubscribe();
@@ -215,8 +210,8 @@ describe('cancelling', () => {
 
 describe('connection', () => {
   it('close() with a call in flight fails that call with CLOSED instead of leaving it hanging', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] });
+    const client = res.clientProxy();
     const pending = lastValueFrom(client.send('held', 'x')).catch((e: unknown) => e);
     await eventually(() => probe.calls === 1, 3000, 'the job to run');
     await client.close();
@@ -224,12 +219,12 @@ describe('connection', () => {
   });
 
   it("status emits 'connected', then 'disconnected' after close()", async () => {
-    const { server } = await h.microservice({ controllers: [JobsController] });
+    const { server } = await res.microservice({ controllers: [JobsController] });
     expect(await within(firstValueFrom(server.status), 1000, 'server status')).toBe('connected');
-    const client = h.client();
+    const client = res.clientProxy();
     const statuses: string[] = [];
     const subscription = client.status.subscribe((s) => statuses.push(s));
-    h.defer(() => subscription.unsubscribe());
+    res.defer(() => subscription.unsubscribe());
     await client.connect();
     expect(await within(firstValueFrom(client.status.pipe(filter((s) => s === 'connected'))), 1000, "'connected'")).toBe('connected');
     await client.close();
@@ -237,8 +232,8 @@ describe('connection', () => {
   });
 
   it('a closed client connects again on the next call, as Nest clients do (close() then connect())', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] });
+    const client = res.clientProxy();
     const errors: Error[] = [];
     client.on('error', (e) => errors.push(e));
     expect(await lastValueFrom(client.send('sum', [1, 1]))).toBe(2);
@@ -250,8 +245,8 @@ describe('connection', () => {
   });
 
   it('send() is cold and lazy like ClientProxy.send: no job before subscribe, connects on subscribe, rejects nil input', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] });
+    const client = res.clientProxy();
     const packets: unknown[] = [];
     client.setOnDispatchHook((packet) => packets.push(packet.pattern));
     const cold = client.send('sum', [2, 5]);
@@ -264,8 +259,8 @@ describe('connection', () => {
   });
 
   it('emit() is hot like ClientProxy.emit: the job is submitted without a subscriber; a subscriber gets the handle', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const client = h.client();
+    await res.microservice({ controllers: [JobsController] });
+    const client = res.clientProxy();
     const handles: string[] = [];
     client.emit('record', 'unobserved'); // never subscribed: still submitted (connects first)
     expect((await within(probe.ranOnce.promise, 5000, 'the unobserved event')).label).toBe('unobserved');
@@ -277,14 +272,13 @@ describe('connection', () => {
 
   it('connect() that failed is retried by the next call, which succeeds once gearmand is up', async () => {
     const port = await freePort();
-    const client = h.client({ servers: [`127.0.0.1:${port}`], connectTimeout: 600, reconnect: { initialDelay: 50, maxDelay: 100 } });
+    const client = res.clientProxy({ servers: [`127.0.0.1:${port}`], connectTimeout: 600, reconnect: { initialDelay: 50, maxDelay: 100 } });
     await expect(within(client.connect(), 3000, 'the first connect()')).rejects.toMatchObject({ code: 'NO_SERVER' });
     await expect(lastValueFrom(client.send('sum', [1]))).rejects.toMatchObject({ code: 'NO_SERVER' });
 
-    const late = await Gearmand.start({ port });
-    h.defer(() => late.dispose());
+    const late = await res.gearmand({ port });
     await within(client.connect(), 3000, 'connect() once gearmand is up');
-    const worker = h.engineWorker({ servers: [late.address] });
+    const worker = res.worker({ servers: [late.address] });
     worker.register('sum', (job) => String((JSON.parse(job.payload.toString()) as number[]).reduce((a, b) => a + b, 0)));
     await worker.start();
     expect(await lastValueFrom(client.send('sum', [20, 22]))).toBe(42);
@@ -293,10 +287,10 @@ describe('connection', () => {
 
 describe('results and errors from foreign workers', () => {
   it('a plain-text result the JSON codec cannot read fails with a hint; the text codec reads it', async () => {
-    const worker = h.engineWorker();
+    const worker = res.worker();
     worker.register('greet', (job) => `hello ${job.payload.toString()}`);
     await worker.start();
-    const client = h.client();
+    const client = res.clientProxy();
     const error = await lastValueFrom(client.send('greet', 'bob')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GearmanCodecError);
     expect((error as Error).message).toContain('The result of Gearman function "greet" could not be read by the json codec');
@@ -305,12 +299,12 @@ describe('results and errors from foreign workers', () => {
   });
 
   it("a foreign worker's text exception arrives as a GearmanJobError with that text", async () => {
-    const worker = h.engineWorker({ errorMode: 'exception' });
+    const worker = res.worker({ errorMode: 'exception' });
     worker.register('breaks', () => {
       throw new Error('kaput: disk on fire');
     });
     await worker.start();
-    const client = h.client();
+    const client = res.clientProxy();
     const error = await lastValueFrom(client.send('breaks', {})).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GearmanJobError);
     expect(error).toMatchObject({ code: 'JOB_EXCEPTION', functionName: 'breaks' });
@@ -318,7 +312,7 @@ describe('results and errors from foreign workers', () => {
   });
 
   it('job() streams data from a foreign worker and ends with its result', async () => {
-    const worker = h.engineWorker();
+    const worker = res.worker();
     worker.register('count', (job) => {
       job.sendData('1');
       job.sendStatus(1, 2);
@@ -326,7 +320,7 @@ describe('results and errors from foreign workers', () => {
       return '3';
     });
     await worker.start();
-    const client = h.client();
+    const client = res.clientProxy();
     const events = await lastValueFrom(client.job('count', {}).pipe(toArray()));
     expect(events.map((e) => (e.type === 'created' ? 'created' : JSON.stringify(e)))).toEqual([
       'created',
@@ -360,8 +354,8 @@ class ViaClientsModule {
 
 describe('dependency injection', () => {
   it('GearmanModule.register and registerAsync give injectable clients, closed with the module', async () => {
-    await h.microservice({ controllers: [JobsController] });
-    const worker = h.engineWorker();
+    await res.microservice({ controllers: [JobsController] });
+    const worker = res.worker();
     worker.register('shout', (job) => job.payload.toString().toUpperCase());
     await worker.start();
 
@@ -377,7 +371,7 @@ describe('dependency injection', () => {
       ],
       providers: [Caller],
     }).compile();
-    h.defer(() => moduleRef.close());
+    res.defer(() => moduleRef.close());
     const caller = moduleRef.get(Caller);
     expect(caller.jobs).toBeInstanceOf(ClientGearman);
     expect(await lastValueFrom(caller.jobs.send('sum', [1, 2, 3]))).toBe(6);
@@ -390,12 +384,12 @@ describe('dependency injection', () => {
   });
 
   it('ClientsModule.register with customClass: ClientGearman', async () => {
-    await h.microservice({ controllers: [JobsController] });
+    await res.microservice({ controllers: [JobsController] });
     const moduleRef = await Test.createTestingModule({
       imports: [ClientsModule.register([{ name: 'G', customClass: ClientGearman, options: { servers: [gearmand.address] } }])],
       providers: [ViaClientsModule],
     }).compile();
-    h.defer(() => moduleRef.close());
+    res.defer(() => moduleRef.close());
     expect(await lastValueFrom(moduleRef.get(ViaClientsModule).client.send('sum', [5, 5]))).toBe(10);
   });
 });

@@ -9,11 +9,11 @@ import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestj
 import { lastValueFrom } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
 import { GearmanContext, GearmanRecordBuilder } from '../../lib/nest/index.js';
-import { Gearmand } from '../support/gearmand.js';
-import { deferred, eventually, functionStatus, NestHarness, within } from '../support/nest-kit.js';
+import { functionStatus, useGearmand, useResources } from '../support/harness.js';
+import { deferred, eventually, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const h = new NestHarness(() => gearmand.address);
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
 let probe = newProbe();
 function newProbe() {
@@ -56,49 +56,36 @@ class CliFacingController {
 
 const controllers = [CliFacingController];
 
-function cli(...args: string[]): string[] {
-  return ['-h', gearmand.host, '-p', String(gearmand.port), ...args];
-}
-
-beforeAll(async () => {
-  gearmand = await Gearmand.start();
-});
-
 beforeEach(() => {
   probe = newProbe();
 });
 
-afterEach(() => h.closeAll());
-
-afterAll(async () => {
-  await gearmand?.dispose();
-});
 
 describe('gearman CLI calling Nest handlers', () => {
   it('a text handler: the CLI prints its result', async () => {
-    await h.microservice({ controllers });
-    const r = await h.runCli(cli('-f', 'cli.upper', 'hello gearman'), 8000);
+    await res.microservice({ controllers });
+    const r = await res.runCli(['-f', 'cli.upper', 'hello gearman'], 8000);
     expect(r).toMatchObject({ killed: false, code: 0, stdout: 'HELLO GEARMAN', stderr: '' });
   });
 
   it('a JSON handler: JSON in, JSON out', async () => {
-    await h.microservice({ controllers });
-    const r = await h.runCli(cli('-f', 'cli.inspect', '{"a":1}'), 8000);
+    await res.microservice({ controllers });
+    const r = await res.runCli(['-f', 'cli.inspect', '{"a":1}'], 8000);
     expect(r).toMatchObject({ killed: false, code: 0, stderr: '' });
     expect(JSON.parse(r.stdout)).toEqual({ received: { a: 1 }, type: 'object' });
   });
 
   it('a JSON handler gets undefined for the empty payload the CLI sends without data', async () => {
-    await h.microservice({ controllers });
+    await res.microservice({ controllers });
     // No data argument and stdin at /dev/null: an empty workload.
-    const r = await h.runCli(cli('-f', 'cli.inspect'), 8000);
+    const r = await res.runCli(['-f', 'cli.inspect'], 8000);
     expect(r).toMatchObject({ killed: false, code: 0 });
     expect(JSON.parse(r.stdout)).toEqual({ received: 'nothing', type: 'undefined' });
   });
 
   it("errorMode 'fail': the CLI sees the failure at once and exits 1", async () => {
-    await h.microservice({ controllers });
-    const r = await h.runCli(cli('-f', 'cli.fails', 'x'), 8000);
+    await res.microservice({ controllers });
+    const r = await res.runCli(['-f', 'cli.fails', 'x'], 8000);
     // It did not hang: it exited by itself, promptly.
     expect(r.killed).toBe(false);
     expect(r.ms).toBeLessThan(3000);
@@ -107,9 +94,9 @@ describe('gearman CLI calling Nest handlers', () => {
   });
 
   it("errorMode 'exception' (the default): the CLI never learns of the failure and waits out its -t timeout", async () => {
-    await h.microservice({ controllers });
+    await res.microservice({ controllers });
     // Without -t this CLI call would hang forever; -t 1500 bounds it.
-    const r = await h.runCli(cli('-t', '1500', '-f', 'cli.throws', 'x'), 8000);
+    const r = await res.runCli(['-t', '1500', '-f', 'cli.throws', 'x'], 8000);
     expect(r.killed).toBe(false);
     expect(r.ms).toBeGreaterThanOrEqual(1400);
     // ... and then exits 0 with no result, reporting only a timeout.
@@ -118,8 +105,8 @@ describe('gearman CLI calling Nest handlers', () => {
   });
 
   it('a background job from the CLI (-b, -u) reaches an @EventPattern handler', async () => {
-    await h.microservice({ controllers });
-    const r = await h.runCli(cli('-b', '-u', 'cli-unique-1', '-f', 'cli.event', '{"order":7}'), 8000);
+    await res.microservice({ controllers });
+    const r = await res.runCli(['-b', '-u', 'cli-unique-1', '-f', 'cli.event', '{"order":7}'], 8000);
     expect(r).toMatchObject({ killed: false, code: 0 });
     expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({ data: { order: 7 }, unique: 'cli-unique-1' });
   });
@@ -128,34 +115,34 @@ describe('gearman CLI calling Nest handlers', () => {
 describe('ClientGearman calling gearman CLI workers', () => {
   /** Starts `gearman -w -f fn -- command...` and waits until gearmand lists its function. */
   async function cliWorker(fn: string, ...command: string[]): Promise<void> {
-    h.spawnCli(cli('-w', '-f', fn, '--', ...command));
-    const admin = h.admin();
+    res.spawnCli(['-w', '-f', fn, '--', ...command]);
+    const admin = res.admin();
     await eventually(async () => (await functionStatus(admin, fn)).workers === 1, 5000, `the CLI worker for ${fn} to register`);
   }
 
   it("text codec through the record builder: the worker's stdout comes back", async () => {
     await cliWorker('cli.tr.builder', 'tr', 'a-z', 'A-Z');
-    const client = h.client();
+    const client = res.clientProxy();
     const record = new GearmanRecordBuilder('hello from nest').setCodec('text').build();
     expect(await within(lastValueFrom(client.send('cli.tr.builder', record)), 5000, 'the CLI worker result')).toBe('HELLO FROM NEST');
   });
 
   it('text codec as the client option', async () => {
     await cliWorker('cli.tr.option', 'tr', 'a-z', 'A-Z');
-    const client = h.client({ codec: 'text' });
+    const client = res.clientProxy({ codec: 'text' });
     expect(await within(lastValueFrom(client.send('cli.tr.option', 'shout')), 5000, 'the CLI worker result')).toBe('SHOUT');
   });
 
   it('JSON through a worker that echoes its input', async () => {
     await cliWorker('cli.cat', 'cat');
-    const client = h.client();
+    const client = res.clientProxy();
     const value = { a: 1, list: [1, 2, 3], nested: { ok: true } };
     expect(await within(lastValueFrom(client.send('cli.cat', value)), 5000, 'the echoed value')).toEqual(value);
   });
 
   it('a CLI worker whose command exits non-zero: send() errors with JOB_FAILED', async () => {
     await cliWorker('cli.false', 'false');
-    const client = h.client();
+    const client = res.clientProxy();
     const error = await within(lastValueFrom(client.send('cli.false', {})).catch((e: unknown) => e), 5000, 'the failure');
     expect(error).toBeInstanceOf(GearmanJobError);
     expect(error).toMatchObject({ code: 'JOB_FAILED', functionName: 'cli.false' });

@@ -9,12 +9,13 @@ import { Ctx, EventPattern, MessagePattern, Payload, Transport } from '@nestjs/m
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
 import { GEARMAN_TRANSPORT, GearmanContext, GearmanRecordBuilder, ServerGearman } from '../../lib/nest/index.js';
-import { freePort, Gearmand } from '../support/gearmand.js';
-import { CapturingLogger, deferred, eventually, functionStatus, NestHarness, within } from '../support/nest-kit.js';
-import { observe } from '../support/wait-for.js';
+import { freePort } from '../support/servers.js';
+import { CapturingLogger, functionStatus, useGearmand, useResources } from '../support/harness.js';
+import { deferred, eventually, quietPeriod, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const h = new NestHarness(() => gearmand.address);
+// A gearmand per test: these tests read queue counts and worker lists.
+const gearmand = useGearmand({ perTest: true });
+const res = useResources(gearmand);
 
 let probe = newProbe();
 function newProbe() {
@@ -22,10 +23,10 @@ function newProbe() {
     started: [] as number[],
     allStarted: deferred(),
     expectStarted: 0,
-    release: h.gate(),
+    release: res.gate(),
     finished: [] as number[],
     slowCalls: [] as string[],
-    firstSlowMayReturn: h.gate(),
+    firstSlowMayReturn: res.gate(),
   };
 }
 
@@ -75,23 +76,16 @@ class HybridController {
   }
 }
 
-beforeEach(async () => {
-  // A gearmand per test: these tests read queue counts and worker lists.
-  gearmand = await Gearmand.start();
+beforeEach(() => {
   probe = newProbe();
-});
-
-afterEach(async () => {
-  await h.closeAll();
-  await gearmand?.dispose();
 });
 
 describe('graceful close', () => {
   it('lets running handlers finish and their callers get results; takes no new job', async () => {
     probe.expectStarted = 3;
-    const { app, logger } = await h.microservice({ controllers: [WorkController] }, { maxJobs: 3, closeTimeout: 5000 });
-    const admin = h.admin();
-    const client = h.client();
+    const { app, logger } = await res.microservice({ controllers: [WorkController] }, { maxJobs: 3, closeTimeout: 5000 });
+    const admin = res.admin();
+    const client = res.clientProxy();
     const results = [1, 2, 3].map((n) => lastValueFrom(client.send('work', n)));
     await within(probe.allStarted.promise, 5000, 'three handlers running');
 
@@ -101,9 +95,9 @@ describe('graceful close', () => {
     });
     // A job submitted while closing stays queued: the worker takes nothing new.
     const late = client.send('work', 4).subscribe({ error: () => undefined });
-    h.defer(() => late.unsubscribe());
+    res.defer(() => late.unsubscribe());
     await eventually(async () => (await functionStatus(admin, 'work')).total === 4, 3000, 'the fourth job to be queued');
-    await observe(200);
+    await quietPeriod(200);
     expect(closed).toBe(false);
     expect(probe.started).toEqual([1, 2, 3]);
 
@@ -122,8 +116,8 @@ describe('graceful close', () => {
 
   it('gives up after closeTimeout, and gearmand requeues the job for another worker', async () => {
     probe.expectStarted = 1;
-    const first = await h.microservice({ controllers: [WorkController] }, { maxJobs: 1, closeTimeout: 300 });
-    const client = h.client();
+    const first = await res.microservice({ controllers: [WorkController] }, { maxJobs: 1, closeTimeout: 300 });
+    const client = res.clientProxy();
     const result = lastValueFrom(client.send('work', 7));
     await within(probe.allStarted.promise, 5000, 'the handler to run');
     await within(first.app.close(), 3000, 'app.close() after closeTimeout');
@@ -131,7 +125,7 @@ describe('graceful close', () => {
 
     // A second worker gets the same job and the caller its result.
     probe.release.resolve();
-    await h.microservice({ controllers: [WorkController] }, { maxJobs: 1 });
+    await res.microservice({ controllers: [WorkController] }, { maxJobs: 1 });
     expect(await within(result, 5000, 'the result from the second worker')).toBe(70);
     expect(probe.started).toEqual([7, 7]);
   });
@@ -140,13 +134,13 @@ describe('graceful close', () => {
 describe('maxJobs', () => {
   it('runs at most maxJobs handlers at once; the rest wait in gearmand', async () => {
     probe.expectStarted = 2;
-    await h.microservice({ controllers: [WorkController] }, { maxJobs: 2 });
-    const admin = h.admin();
-    const client = h.client();
+    await res.microservice({ controllers: [WorkController] }, { maxJobs: 2 });
+    const admin = res.admin();
+    const client = res.clientProxy();
     const results = [1, 2, 3, 4, 5].map((n) => lastValueFrom(client.send('work', n)));
     await within(probe.allStarted.promise, 5000, 'two handlers running');
     await eventually(async () => (await functionStatus(admin, 'work')).total === 5, 3000, 'all five jobs to be queued');
-    await observe(200);
+    await quietPeriod(200);
     expect(probe.started).toHaveLength(2);
     expect(await functionStatus(admin, 'work')).toEqual({ total: 5, running: 2, workers: 1 });
     probe.release.resolve();
@@ -158,17 +152,17 @@ describe('gearmand restarts', () => {
   it('server and client report reconnecting, then connected, and serve again', async () => {
     probe.release.resolve();
     const fast = { reconnect: { initialDelay: 50, maxDelay: 200 } };
-    const { server } = await h.microservice({ controllers: [WorkController] }, fast);
-    const client = h.client(fast);
+    const { server } = await res.microservice({ controllers: [WorkController] }, fast);
+    const client = res.clientProxy(fast);
     expect(await lastValueFrom(client.send('work', 1))).toBe(10);
     const serverStatus: string[] = [];
     const clientStatus: string[] = [];
     const subs = [server.status.subscribe((s) => serverStatus.push(s)), client.status.subscribe((s) => clientStatus.push(s))];
-    h.defer(() => subs.forEach((s) => s.unsubscribe()));
+    res.defer(() => subs.forEach((s) => s.unsubscribe()));
 
-    await gearmand.kill();
+    await gearmand.server.kill();
     await eventually(() => serverStatus.includes('reconnecting') && clientStatus.includes('reconnecting'), 3000, 'reconnecting');
-    await gearmand.restart();
+    await gearmand.server.restart();
     await eventually(() => serverStatus.at(-1) === 'connected' && clientStatus.at(-1) === 'connected', 5000, 'connected again');
     expect(serverStatus).toEqual(['connected', 'reconnecting', 'connected']);
     expect(clientStatus).toEqual(['connected', 'reconnecting', 'connected']);
@@ -180,7 +174,7 @@ describe('gearmand restarts', () => {
 describe('listen()', () => {
   it('rejects with a clear error within connectTimeout when nothing listens', async () => {
     const port = await freePort();
-    const { app } = await h.createMicroservice({ controllers: [WorkController] }, { servers: [`127.0.0.1:${port}`], connectTimeout: 800 });
+    const { app } = await res.createMicroservice({ controllers: [WorkController] }, { servers: [`127.0.0.1:${port}`], connectTimeout: 800 });
     const started = performance.now();
     const error = await within(
       app.listen().then(
@@ -203,14 +197,14 @@ describe('hybrid application', () => {
     const logger = new CapturingLogger();
     const moduleRef = await Test.createTestingModule({ controllers: [HybridController] }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
-    h.defer(() => app.close());
+    res.defer(() => app.close());
     app.connectMicroservice({ strategy: new ServerGearman({ servers: [gearmand.address], clientId: 'hybrid-under-test', logger }) });
     await within(app.startAllMicroservices(), 10_000, 'startAllMicroservices()');
 
-    const client = h.client();
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('hybrid.gearman', 41))).toBe(42);
 
-    const admin = h.admin();
+    const admin = res.admin();
     const ours = (await admin.workers()).filter((w) => w.clientId === 'hybrid-under-test');
     expect(ours).toHaveLength(1);
     expect([...ours[0].functions].sort()).toEqual(['hybrid.event', 'hybrid.explicit', 'hybrid.gearman']);
@@ -224,9 +218,9 @@ describe('per-pattern timeout (CAN_DO_TIMEOUT)', () => {
   it('gearmand requeues a job running past the timeout; the requeued copy answers the caller', async () => {
     // maxJobs 1: with a free slot the worker would sleep (PRE_SLEEP), which clears gearmand's
     // per-connection timer (R8) and the timeout would never fire.
-    const { logger } = await h.microservice({ controllers: [WorkController] }, { maxJobs: 1 });
-    const admin = h.admin();
-    const client = h.client();
+    const { logger } = await res.microservice({ controllers: [WorkController] }, { maxJobs: 1 });
+    const admin = res.admin();
+    const client = res.clientProxy();
     const result = firstValueFrom(client.send('slow', new GearmanRecordBuilder({}).setTimeout(15_000).build()));
     await eventually(async () => probe.slowCalls.length === 1, 3000, 'the first run to start');
     expect(await functionStatus(admin, 'slow')).toEqual({ total: 1, running: 1, workers: 1 });
@@ -244,13 +238,13 @@ describe('per-pattern timeout (CAN_DO_TIMEOUT)', () => {
   });
 
   it('warns that the timeout is not dependable with maxJobs > 1 (PRE_SLEEP clears the timer)', async () => {
-    const { logger } = await h.microservice({ controllers: [WorkController] }, { maxJobs: 4 });
+    const { logger } = await res.microservice({ controllers: [WorkController] }, { maxJobs: 4 });
     expect(logger.find('warn', /has a timeout/)).toEqual([
       'Pattern "slow" has a timeout (CAN_DO_TIMEOUT 1500 ms) but maxJobs is 4: gearmand clears its timer when the worker ' +
         'waits for more work, so the timeout only fires while every slot is busy. Use maxJobs: 1 for a dependable timeout, ' +
         'or enforce a deadline in the handler.',
     ]);
     // The function is registered all the same.
-    expect(await functionStatus(h.admin(), 'slow')).toEqual({ total: 0, running: 0, workers: 1 });
+    expect(await functionStatus(res.admin(), 'slow')).toEqual({ total: 0, running: 0, workers: 1 });
   });
 });

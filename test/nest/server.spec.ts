@@ -27,11 +27,11 @@ import { CONTEXT, Ctx, EventPattern, MessagePattern, Payload, type RequestContex
 import { EmptyError, lastValueFrom, map, Observable, of, throwError, toArray } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
 import { GearmanContext, GearmanRecordBuilder } from '../../lib/nest/index.js';
-import { Gearmand } from '../support/gearmand.js';
-import { deferred, NestHarness, within } from '../support/nest-kit.js';
+import { useGearmand, useResources } from '../support/harness.js';
+import { deferred, within } from '../support/wait.js';
 
-let gearmand: Gearmand;
-const h = new NestHarness(() => gearmand.address);
+const gearmand = useGearmand();
+const res = useResources(gearmand);
 
 /** What handlers report to the test that is running. */
 let probe = newProbe();
@@ -279,24 +279,15 @@ class PerJobController {
 
 const controllers = [RpcController, EventsController, MoreController, PerJobController];
 
-beforeAll(async () => {
-  gearmand = await Gearmand.start();
-});
-
 beforeEach(() => {
   probe = newProbe();
 });
 
-afterEach(() => h.closeAll());
-
-afterAll(async () => {
-  await gearmand?.dispose();
-});
 
 describe('request/response', () => {
   it('returns a handler value to send()', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('sum', [1, 2, 3, 4]))).toBe(10);
     expect(await lastValueFrom(client.send('user', { id: 7 }))).toEqual({ id: 7, name: 'Ada', tags: ['x', 'y'] });
     // Several calls in flight at once, each with its own answer.
@@ -305,32 +296,32 @@ describe('request/response', () => {
   });
 
   it('serves object patterns under the function name Nest normalises them to', async () => {
-    const { logger } = await h.microservice({ controllers });
-    expect(await lastValueFrom(h.client().send({ version: 2, cmd: 'sum' }, [1, 2]))).toEqual({ v: 2, sum: 3 });
+    const { logger } = await res.microservice({ controllers });
+    expect(await lastValueFrom(res.clientProxy().send({ version: 2, cmd: 'sum' }, [1, 2]))).toEqual({ v: 2, sum: 3 });
     // Keys sorted, as Nest's own transports route them: what a foreign client must call.
     expect(logger.find('log', /functions: /)[0]).toContain('{"cmd":"sum","version":2}');
-    const raw = await h.engineClient();
+    const raw = await res.client();
     expect((await raw.run('{"cmd":"sum","version":2}', '[4,5]')).toString()).toBe('{"v":2,"sum":9}');
   });
 
   it('puts the plain JSON of the value on the wire (what a foreign client reads)', async () => {
-    await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    await res.microservice({ controllers });
+    const raw = await res.client();
     expect((await raw.run('user', '{"id":3}')).toString()).toBe('{"id":3,"name":"Ada","tags":["x","y"]}');
   });
 });
 
 describe('streams', () => {
   it('emits every value of an Observable handler to send()', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('stream', {}).pipe(toArray()))).toEqual([1, 2, 3]);
     expect(await lastValueFrom(client.send('stream.late', {}).pipe(toArray()))).toEqual(['a', 'b']);
   });
 
   it('sends the values before the last as WORK_DATA and the last as WORK_COMPLETE', async () => {
-    await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    await res.microservice({ controllers });
+    const raw = await res.client();
     for (const [fn, data, complete] of [
       ['stream', ['1', '2'], '3'],
       ['stream.late', ['"a"'], '"b"'],
@@ -344,61 +335,61 @@ describe('streams', () => {
   });
 
   it('delivers the values before an error, then the error', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     const values: unknown[] = [];
     const error = await new Promise((resolve, reject) => {
       client.send('stream.error', {}).subscribe({ next: (v) => values.push(v), error: resolve, complete: () => reject(new Error('completed')) });
     });
     expect(values).toEqual([1]);
-    expect(error).toEqual({ code: 'MID_STREAM', message: 'broke after one' });
+    expect(error).toHaveProperty('error', { code: 'MID_STREAM', message: 'broke after one' });
   });
 
   it('completes send() with no value for a void handler (an empty WORK_COMPLETE)', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('void', {}), { defaultValue: 'none' })).toBe('none');
     await expect(lastValueFrom(client.send('void', {}))).rejects.toBeInstanceOf(EmptyError);
-    const raw = await h.engineClient();
+    const raw = await res.client();
     expect((await raw.run('void', '{}')).length).toBe(0);
   });
 
   it('delivers a null result as null, as Nest transports do', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('null', {}), { defaultValue: 'none' })).toBeNull();
   });
 });
 
 describe('errors reach the client as Nest transports deliver them', () => {
   it('RpcException with an object: that object', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
-    await expect(lastValueFrom(client.send('rpc.object', {}))).rejects.toEqual({ code: 'E_NOPE', message: 'nope' });
-    await expect(lastValueFrom(client.send('observable.error', {}))).rejects.toEqual({ code: 'OBS', message: 'from an observable' });
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
+    await expect(lastValueFrom(client.send('rpc.object', {}))).rejects.toHaveProperty('error', { code: 'E_NOPE', message: 'nope' });
+    await expect(lastValueFrom(client.send('observable.error', {}))).rejects.toHaveProperty('error', { code: 'OBS', message: 'from an observable' });
   });
 
   it("RpcException with a string: { status: 'error', message }", async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
-    await expect(lastValueFrom(client.send('rpc.string', {}))).rejects.toEqual({ status: 'error', message: 'text' });
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
+    await expect(lastValueFrom(client.send('rpc.string', {}))).rejects.toHaveProperty('error', { status: 'error', message: 'text' });
   });
 
   it('a plain Error: Internal server error, without its detail', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
-    await expect(lastValueFrom(client.send('plain.error', {}))).rejects.toEqual({ status: 'error', message: 'Internal server error' });
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
+    await expect(lastValueFrom(client.send('plain.error', {}))).rejects.toHaveProperty('error', { status: 'error', message: 'Internal server error' });
   });
 
   it('a result the codec cannot write: a clear error instead of a hang', async () => {
-    await h.microservice({ controllers });
-    const error = await within(lastValueFrom(h.client().send('unserialisable', {})).catch((e: unknown) => e), 5000, 'the error');
+    await res.microservice({ controllers });
+    const error = await within(lastValueFrom(res.clientProxy().send('unserialisable', {})).catch((e: unknown) => e), 5000, 'the error');
     expect(error).toMatchObject({ status: 'error', message: expect.stringContaining('The json codec cannot serialise this value') });
   });
 
   it('goes on the wire as WORK_EXCEPTION carrying that JSON', async () => {
-    await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    await res.microservice({ controllers });
+    const raw = await res.client();
     const job = raw.submit('rpc.object', '{}');
     const exception = new Promise<Buffer>((resolve) => job.on('exception', resolve));
     const error = await job.result().catch((e: unknown) => e);
@@ -408,8 +399,8 @@ describe('errors reach the client as Nest transports deliver them', () => {
   });
 
   it("errorMode 'fail' sends a plain WORK_FAIL and logs the error", async () => {
-    const { logger } = await h.microservice({ controllers });
-    const client = h.client();
+    const { logger } = await res.microservice({ controllers });
+    const client = res.clientProxy();
     const error = await lastValueFrom(client.send('failing', {})).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GearmanJobError);
     expect(error).toMatchObject({ code: 'JOB_FAILED', functionName: 'failing' });
@@ -421,8 +412,8 @@ describe('errors reach the client as Nest transports deliver them', () => {
 
 describe('request-scoped controllers', () => {
   it('get a fresh instance per job and the RequestContext with pattern, data and GearmanContext', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     const first = await lastValueFrom(client.send('scoped', { n: 1 }));
     const second = await lastValueFrom(client.send('scoped', { n: 2 }));
     expect(first).toMatchObject({ data: { n: 1 }, pattern: 'scoped', requestData: { n: 1 }, handle: true });
@@ -433,34 +424,34 @@ describe('request-scoped controllers', () => {
 
 describe('Nest enhancers', () => {
   it('a guard: allowed calls run, rejected ones reach the client as Forbidden resource', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('guarded', { key: 'secret', value: 21 }))).toBe(42);
-    await expect(lastValueFrom(client.send('guarded', { key: 'wrong', value: 21 }))).rejects.toEqual({
+    await expect(lastValueFrom(client.send('guarded', { key: 'wrong', value: 21 }))).rejects.toHaveProperty('error', {
       status: 'error',
       message: 'Forbidden resource',
     });
   });
 
   it('a pipe: transforms valid input and rejects invalid input with its own error', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('piped', { n: '12' }))).toEqual({ n: 12, type: 'number', square: 144 });
-    await expect(lastValueFrom(client.send('piped', { n: 'x' }))).rejects.toEqual({ code: 'VALIDATION', message: 'n must be a positive integer' });
+    await expect(lastValueFrom(client.send('piped', { n: 'x' }))).rejects.toHaveProperty('error', { code: 'VALIDATION', message: 'n must be a positive integer' });
     expect(probe.pipeInput).toEqual([{ n: '12' }, { n: 'x' }]);
   });
 
   it('an interceptor: maps the result (and sees the Gearman context)', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('intercepted', 41))).toEqual({ fn: 'intercepted', wrapped: 42 });
   });
 
   it('an exception filter: shapes the error the client gets', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('filtered', { fail: false }))).toBe('fine');
-    await expect(lastValueFrom(client.send('filtered', { fail: true }))).rejects.toEqual({
+    await expect(lastValueFrom(client.send('filtered', { fail: true }))).rejects.toHaveProperty('error', {
       shaped: true,
       fn: 'filtered',
       error: { code: 'FILTER_ME', message: 'raw error' },
@@ -470,8 +461,8 @@ describe('Nest enhancers', () => {
 
 describe('@EventPattern: background jobs', () => {
   it('emit() completes with the job handle and the handler runs with the data', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     const handle = await within(lastValueFrom(client.emit('ev.ok', { order: 42 })), 5000, 'emit()');
     expect(handle).toMatch(/^H:/);
     expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({ data: { order: 42 }, handle, metadata: 'none' });
@@ -480,8 +471,8 @@ describe('@EventPattern: background jobs', () => {
   });
 
   it('a failing event handler ends its job with WORK_FAIL and logs the error', async () => {
-    const { logger } = await h.microservice({ controllers });
-    const client = h.client();
+    const { logger } = await res.microservice({ controllers });
+    const client = res.clientProxy();
     const handle = await within(lastValueFrom(client.emit('ev.fail', { x: 1 })), 5000, 'emit()');
     expect(handle).toMatch(/^H:/);
     const line = await logger.waitFor('error', /Event handler for "ev\.fail" failed/);
@@ -493,7 +484,7 @@ describe('@EventPattern: background jobs', () => {
     expect(await logger.waitFor('error', /Event handler for "ev\.crash" failed/)).toContain('Internal server error');
 
     // Submitted as a foreground job, the same handler's failure is a plain WORK_FAIL.
-    const raw = await h.engineClient();
+    const raw = await res.client();
     await expect(raw.run('ev.fail', '{}')).rejects.toMatchObject({ code: 'JOB_FAILED', functionName: 'ev.fail' });
     // And a successful event handler completes its job with an empty result.
     expect((await raw.run('ev.ok', '"fg"')).length).toBe(0);
@@ -502,7 +493,7 @@ describe('@EventPattern: background jobs', () => {
 
 describe("Nest's processing hooks", () => {
   it('run once around every job: values, streams, errors and events', async () => {
-    const { app, server } = await h.createMicroservice({ controllers });
+    const { app, server } = await res.createMicroservice({ controllers });
     const seen: string[] = [];
     server.setOnProcessingStartHook((_transport, context, done) => {
       seen.push(`start ${(context as GearmanContext).getFunction()}`);
@@ -510,7 +501,7 @@ describe("Nest's processing hooks", () => {
     });
     server.setOnProcessingEndHook((_transport, context) => seen.push(`end ${(context as GearmanContext).getFunction()}`));
     await within(app.listen(), 10_000, 'app.listen()');
-    const client = h.client();
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('sum', [1, 2]))).toBe(3);
     expect(await lastValueFrom(client.send('stream', {}).pipe(toArray()))).toEqual([1, 2, 3]);
     await expect(lastValueFrom(client.send('filtered', { fail: true }))).rejects.toBeDefined();
@@ -525,12 +516,12 @@ describe("Nest's processing hooks", () => {
   });
 
   it('a start hook that does not return done()\'s promise still gets every reply out', async () => {
-    const { app, server } = await h.createMicroservice({ controllers });
+    const { app, server } = await res.createMicroservice({ controllers });
     server.setOnProcessingStartHook((_transport, _context, done) => {
       void done();
     });
     await within(app.listen(), 10_000, 'app.listen()');
-    const client = h.client();
+    const client = res.clientProxy();
     expect(await lastValueFrom(client.send('sum', [2, 3]))).toBe(5);
     expect(await lastValueFrom(client.send('stream', {}).pipe(toArray()))).toEqual([1, 2, 3]);
   });
@@ -538,8 +529,8 @@ describe("Nest's processing hooks", () => {
 
 describe('GearmanContext', () => {
   it('gives the handle, function, unique and server', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     const events = await lastValueFrom(client.job<Record<string, string>>('ctx.info', new GearmanRecordBuilder({ a: 1 }).setUnique('u-ctx-1').build()).pipe(toArray()));
     const created = events[0];
     const complete = events[events.length - 1];
@@ -560,8 +551,8 @@ describe('GearmanContext', () => {
   });
 
   it('progress reaches client.job() in order: created, status, warning, data, status, complete', async () => {
-    await h.microservice({ controllers });
-    const client = h.client();
+    await res.microservice({ controllers });
+    const client = res.clientProxy();
     const events = await within(lastValueFrom(client.job('ctx.progress', { steps: 4 }).pipe(toArray())), 5000, 'job events');
     expect(events).toEqual([
       { type: 'created', handle: expect.stringMatching(/^H:/), server: gearmand.address },
@@ -578,28 +569,28 @@ describe('GearmanContext', () => {
 
 describe('per-pattern codecs and payloads', () => {
   it("codec 'text': the handler reads and writes plain text", async () => {
-    await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    await res.microservice({ controllers });
+    const raw = await res.client();
     expect((await raw.run('upper', 'hello gearman')).toString()).toBe('HELLO GEARMAN');
-    const client = h.client({ codec: 'text' });
+    const client = res.clientProxy({ codec: 'text' });
     expect(await lastValueFrom(client.send('upper', 'abc'))).toBe('ABC');
   });
 
   it("codec 'raw': the handler gets and returns bytes", async () => {
-    await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    await res.microservice({ controllers });
+    const raw = await res.client();
     expect(await raw.run('bytes', Buffer.from([0, 1, 2, 255]))).toEqual(Buffer.from([255, 2, 1, 0]));
   });
 
   it('an empty payload reaches a JSON handler as undefined', async () => {
-    await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    await res.microservice({ controllers });
+    const raw = await res.client();
     expect(JSON.parse((await raw.run('describe', Buffer.alloc(0))).toString())).toEqual({ type: 'undefined', value: 'none' });
   });
 
   it('invalid JSON gets a WORK_EXCEPTION naming the function and the fix, and the worker keeps serving', async () => {
-    const { logger } = await h.microservice({ controllers });
-    const raw = await h.engineClient();
+    const { logger } = await res.microservice({ controllers });
+    const raw = await res.client();
     const job = raw.submit('describe', 'not json at all');
     const exception = new Promise<Buffer>((resolve) => job.on('exception', resolve));
     await expect(job.result()).rejects.toMatchObject({ code: 'JOB_EXCEPTION' });
@@ -611,15 +602,15 @@ describe('per-pattern codecs and payloads', () => {
     expect(logger.find('warn', /could not read its payload/)).toHaveLength(1);
 
     expect(JSON.parse((await raw.run('describe', '{"ok":true}')).toString())).toEqual({ type: 'object', value: { ok: true } });
-    const client = h.client();
+    const client = res.clientProxy();
     await expect(lastValueFrom(client.send('describe', 5))).resolves.toEqual({ type: 'number', value: 5 });
   });
 });
 
 describe('metadata', () => {
   it('with sendMetadata, setOnDispatchHook metadata reaches ctx.getMetadata() (send and emit)', async () => {
-    await h.microservice({ controllers });
-    const client = h.client({ sendMetadata: true });
+    await res.microservice({ controllers });
+    const client = res.clientProxy({ sendMetadata: true });
     client.setOnDispatchHook((packet) => {
       packet.metadata = { trace: 'x' };
     });
@@ -629,15 +620,15 @@ describe('metadata', () => {
   });
 
   it('without sendMetadata, a plain Gearman worker sees only the JSON payload', async () => {
-    await h.microservice({ controllers });
+    await res.microservice({ controllers });
     const seen: string[] = [];
-    const worker = h.engineWorker();
+    const worker = res.worker();
     worker.register('plain.peer', (job) => {
       seen.push(job.payload.toString('latin1'));
       return '"ok"';
     });
     await worker.start();
-    const client = h.client();
+    const client = res.clientProxy();
     client.setOnDispatchHook((packet) => {
       packet.metadata = { trace: 'x' };
     });
@@ -645,7 +636,7 @@ describe('metadata', () => {
     // The metadata was not sent, and a Nest handler sees none either.
     expect(await lastValueFrom(client.send('meta', { a: 2 }))).toEqual({ data: { a: 2 }, metadata: 'none' });
     // sendMetadata as a list of patterns: only those get the envelope.
-    const listed = h.client({ sendMetadata: ['meta'] });
+    const listed = res.clientProxy({ sendMetadata: ['meta'] });
     listed.setOnDispatchHook((packet) => {
       packet.metadata = { trace: 'y' };
     });

@@ -6,32 +6,24 @@
  */
 import 'reflect-metadata';
 import { lastValueFrom } from 'rxjs';
-import { ClientGearman } from '../../lib/nest/index.js';
-import { GearmanWorker } from '../../lib/engine/index.js';
-import { fixturePath, spawnTsx } from '../support/child.js';
-import { Gearmand } from '../support/gearmand.js';
-import { within } from '../support/wait-for.js';
+import { fixturePath } from '../support/child.js';
+import { useGearmand, useResources } from '../support/harness.js';
+import { within } from '../support/wait.js';
 
 const JOBS = 300;
 const MAX_JOBS = 8;
 const CLOSE_TIMEOUT = 5000;
 const EXIT_DEADLINE = CLOSE_TIMEOUT + 2000;
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const g = useGearmand({ perTest: true });
+const res = useResources(g);
 
 it.each([100, 1])(`SIGTERM under load (handlers of %i ms): in-flight jobs finish, the process exits within ${EXIT_DEADLINE} ms, all ${JOBS} jobs complete`, async (HANDLER_MS) => {
-  const g = await Gearmand.start();
-  cleanups.push(() => g.dispose());
   const fn = 'graceful-work';
-  const app = spawnTsx(fixturePath('nest-worker-app.ts'), [g.address, fn, String(HANDLER_MS), String(MAX_JOBS), String(CLOSE_TIMEOUT)]);
-  cleanups.push(() => app.kill());
+  const app = res.tsx(fixturePath('nest-worker-app.ts'), [g.address, fn, String(HANDLER_MS), String(MAX_JOBS), String(CLOSE_TIMEOUT)]);
   const appPid = Number((await app.line('READY', 20_000)).split(' ')[1]);
 
-  const client = new ClientGearman({ servers: [g.address] });
-  cleanups.push(() => client.close());
+  const client = res.clientProxy();
   await client.connect();
   const results = Array.from({ length: JOBS }, (_, id) =>
     lastValueFrom(client.send<{ id: number; pid: number }>(fn, { id })).then(
@@ -56,8 +48,7 @@ it.each([100, 1])(`SIGTERM under load (handlers of %i ms): in-flight jobs finish
   expect(exit.signal === 'SIGTERM' || exit.code === 0).toBe(true);
 
   // A replacement worker takes what is left in the queue.
-  const replacement = new GearmanWorker({ servers: [g.address], maxJobs: 16 });
-  cleanups.push(() => replacement.close(500));
+  const replacement = res.worker({ maxJobs: 16 });
   replacement.register(fn, (job) => JSON.stringify({ id: (JSON.parse(job.payload.toString()) as { id: number }).id, pid: 0 }));
   await replacement.start();
   const settled = await within(Promise.all(results), 15_000, 'every job to complete');

@@ -9,10 +9,8 @@ import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import { Controller, type LoggerService, Module } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import { Test } from '@nestjs/testing';
 import { PacketType, packetName } from '../../lib/protocol/index.js';
-import { ServerGearman } from '../../lib/nest/index.js';
-import { Gearmand } from '../support/gearmand.js';
+import { useGearmand, useResources } from '../support/harness.js';
 import { RawConnection } from '../support/raw-connection.js';
 
 const MiB = 1024 * 1024;
@@ -102,8 +100,8 @@ function expected(fn: string, name: string, p: Buffer): { result: string } | 'er
   }
 }
 
-let g: Gearmand;
-let app: { close(): Promise<void> };
+const g = useGearmand();
+const shared = useResources(g, { scope: 'all' });
 const warnings: string[] = [];
 const logger: LoggerService = {
   log: () => undefined,
@@ -111,18 +109,7 @@ const logger: LoggerService = {
   error: (m: unknown) => void warnings.push(String(m)),
 };
 
-beforeAll(async () => {
-  g = await Gearmand.start();
-  const mod = await Test.createTestingModule({ imports: [HostileModule] }).compile();
-  const micro = mod.createNestMicroservice({ strategy: new ServerGearman({ servers: [g.address], logger, maxJobs: 4 }) });
-  await micro.listen();
-  app = micro;
-}, 30_000);
-
-afterAll(async () => {
-  await app?.close();
-  await g?.dispose();
-});
+beforeAll(() => shared.microservice({ imports: [HostileModule] }, { logger, maxJobs: 4 }), 30_000);
 
 /** Submits one foreground job on a raw connection and reads until its outcome. */
 async function rawJob(conn: RawConnection, fn: string, payload: Buffer, timeoutMs = 20_000): Promise<Outcome> {

@@ -4,7 +4,8 @@
  * two hostile fake servers that answer with random, mutated and garbage frames. At least 100 000
  * frames each after warm-up: only typed errors, reconnects, no crash, bounded memory, nothing hung.
  */
-import { fixturePath, spawnTsx, type TsxChild } from '../support/child.js';
+import { fixturePath } from '../support/child.js';
+import { useResources } from '../support/harness.js';
 import { HostileServer } from '../support/hostile-server.js';
 
 const SEED = Number(process.env.HOSTILE_SEED ?? 20_251_122);
@@ -44,20 +45,15 @@ interface Report {
   warnings: string[];
 }
 
-const opened: { close(): unknown }[] = [];
-let child: TsxChild | undefined;
-
-afterEach(async () => {
-  await child?.kill();
-  for (const o of opened.splice(0)) await o.close();
-});
+const res = useResources();
 
 it(`client and worker survive ${FRAMES} hostile frames each (seed ${SEED}): typed errors, reconnects, no crash, bounded memory`, async () => {
   const forClient = await HostileServer.start({ seed: SEED });
   const forWorker = await HostileServer.start({ seed: SEED + 1 });
-  opened.push(forClient, forWorker);
+  res.defer(() => forClient.close());
+  res.defer(() => forWorker.close());
   const started = performance.now();
-  child = spawnTsx(fixturePath('hostile-run.ts'), [forClient.address, forWorker.address], { nodeArgs: ['--expose-gc'] });
+  const child = res.tsx(fixturePath('hostile-run.ts'), [forClient.address, forWorker.address], { nodeArgs: ['--expose-gc'] });
   await child.line('READY', 15_000);
 
   await Promise.all([forClient.waitForFrames(WARMUP_FRAMES, 20_000), forWorker.waitForFrames(WARMUP_FRAMES, 20_000)]);

@@ -4,51 +4,38 @@
  * cuts under load, and slow, fragmented delivery. Jobs fail with typed errors within their own
  * timeouts while the fault lasts, nothing hangs, and work resumes by itself when it ends.
  */
-import { GearmanClient, GearmanTimeoutError, GearmanWorker } from '../../lib/engine/index.js';
+import { GearmanClient, GearmanTimeoutError } from '../../lib/engine/index.js';
 import { FaultProxy } from '../support/fault-proxy.js';
-import { Gearmand } from '../support/gearmand.js';
+import { useGearmand, useResources } from '../support/harness.js';
 import { prng } from '../support/packets.js';
 import { RoundTripLoad } from '../support/load.js';
-import { within } from '../support/wait-for.js';
+import { rejection } from '../support/errors.js';
+import { within } from '../support/wait.js';
 
 const BACKOFF = { initialDelay: 20, maxDelay: 200 };
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
 const figures: string[] = [];
-let g: Gearmand;
+const g = useGearmand();
+const res = useResources(g);
 
-beforeAll(async () => {
-  g = await Gearmand.start();
-});
-afterAll(async () => {
-  await g.dispose();
-  console.log(`network fault figures:\n  ${figures.join('\n  ')}`);
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+afterAll(() => console.log(`network fault figures:\n  ${figures.join('\n  ')}`));
 
-async function setup(fn: string, options: { submitTimeout?: number; maxJobs?: number } = {}) {
+/** A fault proxy in front of the gearmand. */
+async function faultProxy(): Promise<FaultProxy> {
   const proxy = await FaultProxy.start(g.address);
-  cleanups.push(() => proxy.close());
-  const c = new GearmanClient({ servers: [proxy.address], reconnect: BACKOFF, connectTimeout: 2000, submitTimeout: options.submitTimeout });
-  c.on('error', () => undefined);
-  cleanups.push(() => c.close());
-  const w = new GearmanWorker({ servers: [proxy.address], reconnect: BACKOFF, connectTimeout: 2000, maxJobs: options.maxJobs ?? 16 });
-  w.on('error', () => undefined);
-  w.register(fn, (job) => new Promise((resolve) => setImmediate(() => resolve(`ok:${job.payload.toString()}`))));
-  cleanups.push(() => w.close(500));
-  await Promise.all([c.connect(), w.start()]);
-  return { proxy, c, w };
+  res.defer(() => proxy.close());
+  return proxy;
 }
 
-/** The error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
+async function setup(fn: string, options: { submitTimeout?: number; maxJobs?: number } = {}) {
+  const proxy = await faultProxy();
+  const c = new GearmanClient({ servers: [proxy.address], reconnect: BACKOFF, connectTimeout: 2000, submitTimeout: options.submitTimeout });
+  c.on('error', () => undefined);
+  res.defer(() => c.close());
+  const w = res.worker({ servers: [proxy.address], reconnect: BACKOFF, connectTimeout: 2000, maxJobs: options.maxJobs ?? 16 });
+  w.on('error', () => undefined);
+  w.register(fn, (job) => new Promise((resolve) => setImmediate(() => resolve(`ok:${job.payload.toString()}`))));
+  await Promise.all([c.connect(), w.start()]);
+  return { proxy, c, w };
 }
 
 describe('a network stall longer than the timeouts (sockets open, nothing forwarded)', () => {
@@ -61,7 +48,7 @@ describe('a network stall longer than the timeouts (sockets open, nothing forwar
       limitMs: TIMEOUT,
       expected: (n) => `ok:${n}`,
     }).start();
-    cleanups.push(() => load.stop().catch(() => undefined));
+    res.defer(() => load.stop().catch(() => undefined));
     await load.until(() => load.completed >= 1000, 10_000, '1000 completions before the stall');
 
     proxy.stall();
@@ -113,7 +100,7 @@ describe('connections cut under load (both sides, repeatedly)', () => {
       limitMs: 5000,
       expected: (n) => `ok:r${n}`,
     }).start();
-    cleanups.push(() => Promise.all([plain.stop(), retried.stop()]).catch(() => undefined));
+    res.defer(() => Promise.all([plain.stop(), retried.stop()]).catch(() => undefined));
     const recovery: number[] = [];
     const CUTS = 10;
     for (let i = 1; i <= CUTS; i++) {
@@ -148,14 +135,11 @@ describe('connections cut under load (both sides, repeatedly)', () => {
 describe('a connection cut while a long job runs', () => {
   it('a job with a unique and retry, lost after its submitTimeout has passed, is resubmitted and completes', async () => {
     const fn = 'long-cut';
-    const proxy = await FaultProxy.start(g.address);
-    cleanups.push(() => proxy.close());
+    const proxy = await faultProxy();
     const SUBMIT_TIMEOUT = 300;
-    const c = new GearmanClient({ servers: [proxy.address], reconnect: BACKOFF, submitTimeout: SUBMIT_TIMEOUT });
-    cleanups.push(() => c.close());
+    const c = await res.client({ servers: [proxy.address], reconnect: BACKOFF, submitTimeout: SUBMIT_TIMEOUT });
     // The worker connects directly: only the client's connection is cut.
-    const w = new GearmanWorker({ servers: [g.address], reconnect: BACKOFF });
-    cleanups.push(() => w.close(500));
+    const w = res.worker({ reconnect: BACKOFF });
     let runs = 0;
     let firstStarted: () => void = () => undefined;
     const started = new Promise<void>((r) => (firstStarted = r));
@@ -166,7 +150,7 @@ describe('a connection cut while a long job runs', () => {
       await new Promise((r) => setTimeout(r, SUBMIT_TIMEOUT * 2));
       return `done:${job.payload.toString()}:${runs}`;
     });
-    await Promise.all([c.connect(), w.start()]);
+    await w.start();
     const job = c.submit(fn, 'long', { unique: 'long-cut-1', retry: true, timeout: 10_000 });
     await within(started, 3000, 'the job to start');
     // The fault is timed, not synchronised: it must come after the first submit's deadline.
@@ -180,19 +164,16 @@ describe('a connection cut while a long job runs', () => {
 describe('slow and fragmented delivery', () => {
   it('jobs with binary payloads round-trip byte-exact when every chunk is delayed and cut into pieces', async () => {
     const fn = 'fragments';
-    const proxy = await FaultProxy.start(g.address);
-    cleanups.push(() => proxy.close());
-    const c = new GearmanClient({ servers: [proxy.address], reconnect: BACKOFF });
-    cleanups.push(() => c.close());
-    const w = new GearmanWorker({ servers: [proxy.address], reconnect: BACKOFF, maxJobs: 8 });
-    cleanups.push(() => w.close(500));
+    const proxy = await faultProxy();
+    const c = await res.client({ servers: [proxy.address], reconnect: BACKOFF });
+    const w = res.worker({ servers: [proxy.address], reconnect: BACKOFF, maxJobs: 8 });
     // Echoes the payload reversed, with a WORK_DATA and a WORK_STATUS first.
     w.register(fn, (job) => {
       job.sendData(job.payload.subarray(0, 5));
       job.sendStatus(1, 2);
       return Buffer.from(job.payload).reverse();
     });
-    await Promise.all([c.connect(), w.start()]);
+    await w.start();
     const rand = prng(7);
     const payload = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i % 7 === 0 ? 0 : Math.floor(rand() * 256))));
     const rounds: { label: string; slow: number; fragment: number; sizes: number[] }[] = [

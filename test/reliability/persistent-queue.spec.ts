@@ -4,31 +4,26 @@
  * worker, gearmand is stopped (SIGTERM) or killed (SIGKILL) and restarted on the same port and
  * queue file, then a worker starts: every job runs at least once (distinct payloads counted).
  */
-import { GearmanAdmin, GearmanClient, GearmanWorker } from '../../lib/engine/index.js';
-import { Gearmand } from '../support/gearmand.js';
-import { eventually } from '../support/engine-kit.js';
-import { waitForEvent } from '../support/wait-for.js';
+import { GearmanClient } from '../../lib/engine/index.js';
+import { useResources } from '../support/harness.js';
+import { eventually, waitForEvent } from '../support/wait.js';
 
 const N = 500;
 const BACKOFF = { initialDelay: 20, maxDelay: 200 };
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const res = useResources();
 const figures: string[] = [];
 
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
 afterAll(() => console.log(`persistent queue (libsqlite3) figures:\n  ${figures.join('\n  ')}`));
 
 type Stop = 'stop' | 'kill';
 
 async function run(how: Stop, uniques: 'distinct' | 'none') {
-  const g = await Gearmand.start({ queueType: 'libsqlite3' });
-  cleanups.push(() => g.dispose());
+  const g = await res.gearmand({ queueType: 'libsqlite3' });
   const fn = `persist-${how}-${uniques}`;
 
   const c = new GearmanClient({ servers: [g.address], reconnect: BACKOFF, connectTimeout: 3000 });
   c.on('error', () => undefined);
-  cleanups.push(() => c.close());
+  res.defer(() => c.close());
   await c.connect();
   const payloads = Array.from({ length: N }, (_, i) => `job-${i}-${'x'.repeat(i % 40)}`);
   const handles = await Promise.all(
@@ -50,15 +45,13 @@ async function run(how: Stop, uniques: 'distinct' | 'none') {
   const restartMs = Math.round(performance.now() - stoppedAt);
 
   // The queue is back before any worker exists.
-  const admin = new GearmanAdmin({ servers: [g.address] });
-  cleanups.push(() => admin.close());
+  const admin = res.admin({ servers: [g.address] });
   const queued = (await admin.status()).find((r) => r.function === fn)?.total ?? 0;
 
   const seen = new Map<string, number>();
   let allSeen: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (allSeen = resolve));
-  const w = new GearmanWorker({ servers: [g.address], reconnect: BACKOFF, maxJobs: 8 });
-  cleanups.push(() => w.close(500));
+  const w = res.worker({ servers: [g.address], reconnect: BACKOFF, maxJobs: 8 });
   w.register(fn, (job) => {
     const p = job.payload.toString();
     seen.set(p, (seen.get(p) ?? 0) + 1);

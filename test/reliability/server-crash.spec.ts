@@ -8,43 +8,54 @@
  * the default (100 ms doubling to 10 s) a longer outage would stretch the return time to seconds.
  */
 import { GearmanClient, GearmanWorker } from '../../lib/engine/index.js';
-import { Gearmand } from '../support/gearmand.js';
+import { useResources } from '../support/harness.js';
 import { RoundTripLoad } from '../support/load.js';
-import { waitForEvent } from '../support/wait-for.js';
+import type { Gearmand } from '../support/servers.js';
+import { waitForEvent } from '../support/wait.js';
 
 const BACKOFF = { initialDelay: 20, maxDelay: 200 };
 const IN_FLIGHT = 64;
 const JOB_TIMEOUT = 3000;
 const RECOVERY_LIMIT = 2000;
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const res = useResources();
 const figures: string[] = [];
 
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
 afterAll(() => console.log(`gearmand SIGKILL/restart figures (backoff ${JSON.stringify(BACKOFF)}; times from the restart() call):\n  ${figures.join('\n  ')}`));
-
-async function gearmand(): Promise<Gearmand> {
-  const g = await Gearmand.start();
-  cleanups.push(() => g.dispose());
-  return g;
-}
 
 function echoWorker(servers: string[], fn: string): GearmanWorker {
   const w = new GearmanWorker({ servers, reconnect: BACKOFF, connectTimeout: 2000, maxJobs: 16 });
   w.on('error', () => undefined);
   // Answers on a later turn, so jobs are really in flight on the worker when the server dies.
   w.register(fn, (job) => new Promise((resolve) => setImmediate(() => resolve(`ok:${job.payload.toString()}`))));
-  cleanups.push(() => w.close(500));
+  res.defer(() => w.close(500));
   return w;
 }
 
 function client(servers: string[]): GearmanClient {
   const c = new GearmanClient({ servers, reconnect: BACKOFF, connectTimeout: 2000 });
   c.on('error', () => undefined);
-  cleanups.push(() => c.close());
+  res.defer(() => c.close());
   return c;
+}
+
+/**
+ * A client and an echo worker for `fn` on `servers`, every connection up, and a load of IN_FLIGHT
+ * round trips with `timeout` (and, given `unique`, unique `${unique}-${n}` and retry).
+ */
+async function startLoad(servers: string[], fn: string, timeout: number, unique?: string) {
+  const c = client(servers);
+  const w = echoWorker(servers, fn);
+  await Promise.all([c.connect(), w.start()]);
+  await Promise.all([...c.connections, ...w.connections].map((conn) => conn.waitConnected(3000)));
+  const options = (n: number) => (unique === undefined ? { timeout } : { unique: `${unique}-${n}`, retry: true, timeout });
+  const load = new RoundTripLoad((n) => c.run(fn, String(n), options(n)), {
+    inFlight: IN_FLIGHT,
+    limitMs: timeout,
+    expected: (n) => `ok:${n}`,
+  }).start();
+  res.defer(() => load.stop().catch(() => undefined));
+  return { c, w, load };
 }
 
 /**
@@ -91,17 +102,8 @@ async function killAndRestart(g: Gearmand, c: GearmanClient, w: GearmanWorker, l
 
 describe('gearmand SIGKILL and restart under a round-trip load of 64 in flight', () => {
   it('every foreground job completes or fails with a typed error within its timeout; client and worker work again within 2 s', async () => {
-    const g = await gearmand();
-    const fn = 'crash-roundtrip';
-    const c = client([g.address]);
-    const w = echoWorker([g.address], fn);
-    await Promise.all([c.connect(), w.start()]);
-    const load = new RoundTripLoad((n) => c.run(fn, String(n), { timeout: JOB_TIMEOUT }), {
-      inFlight: IN_FLIGHT,
-      limitMs: JOB_TIMEOUT,
-      expected: (n) => `ok:${n}`,
-    }).start();
-    cleanups.push(() => load.stop().catch(() => undefined));
+    const g = await res.gearmand();
+    const { c, w, load } = await startLoad([g.address], 'crash-roundtrip', JOB_TIMEOUT);
 
     for (let cycle = 1; cycle <= 3; cycle++) {
       await load.until(() => load.completed >= cycle * 1000, 10_000, `${cycle * 1000} completions`);
@@ -127,19 +129,13 @@ describe('gearmand SIGKILL and restart under a round-trip load of 64 in flight',
   }, 60_000);
 
   it('with retry on unique jobs over two servers, every job completes through kills of either server', async () => {
-    const servers = [await gearmand(), await gearmand()];
-    const addresses = servers.map((s) => s.address);
-    const fn = 'crash-retry';
-    const c = client(addresses);
-    const w = echoWorker(addresses, fn);
-    await Promise.all([c.connect(), w.start()]);
-    await Promise.all([...c.connections, ...w.connections].map((conn) => conn.waitConnected(3000)));
-    const load = new RoundTripLoad((n) => c.run(fn, String(n), { unique: `retry-${n}`, retry: true, timeout: 10_000 }), {
-      inFlight: IN_FLIGHT,
-      limitMs: 10_000,
-      expected: (n) => `ok:${n}`,
-    }).start();
-    cleanups.push(() => load.stop().catch(() => undefined));
+    const servers = [await res.gearmand(), await res.gearmand()];
+    const { c, w, load } = await startLoad(
+      servers.map((s) => s.address),
+      'crash-retry',
+      10_000,
+      'retry',
+    );
 
     for (let cycle = 1; cycle <= 4; cycle++) {
       await load.until(() => load.completed >= cycle * 1000, 10_000, `${cycle * 1000} completions`);
@@ -160,17 +156,8 @@ describe('gearmand SIGKILL and restart under a round-trip load of 64 in flight',
   }, 60_000);
 
   it('with retry on unique jobs and a single server, every job completes once the server is back', async () => {
-    const g = await gearmand();
-    const fn = 'crash-retry-single';
-    const c = client([g.address]);
-    const w = echoWorker([g.address], fn);
-    await Promise.all([c.connect(), w.start()]);
-    const load = new RoundTripLoad((n) => c.run(fn, String(n), { unique: `single-${n}`, retry: true, timeout: 10_000 }), {
-      inFlight: IN_FLIGHT,
-      limitMs: 10_000,
-      expected: (n) => `ok:${n}`,
-    }).start();
-    cleanups.push(() => load.stop().catch(() => undefined));
+    const g = await res.gearmand();
+    const { c, w, load } = await startLoad([g.address], 'crash-retry-single', 10_000, 'single');
     for (let cycle = 1; cycle <= 2; cycle++) {
       await load.until(() => load.completed >= cycle * 1000, 10_000, `${cycle * 1000} completions`);
       const times = await killAndRestart(g, c, w, load, `single server with retry, kill #${cycle}`);

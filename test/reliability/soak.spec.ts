@@ -5,18 +5,15 @@
  * handles, resources and connection listener counts stay the same; the process exits by itself.
  */
 import { fileURLToPath } from 'node:url';
-import { spawnTsx, type TsxChild } from '../support/child.js';
+import { useResources } from '../support/harness.js';
 
 const SOAK = fileURLToPath(new URL('../soak/soak.ts', import.meta.url));
 const JOBS = Number(process.env.SOAK_CI_JOBS ?? 20_000);
 
-let child: TsxChild | undefined;
-afterEach(async () => {
-  await child?.kill();
-});
+const res = useResources();
 
 it(`${JOBS} jobs through the Nest transport: nothing grows`, async () => {
-  child = spawnTsx(SOAK, ['--jobs', String(JOBS), '--warmup', String(Math.floor(JOBS / 4))], { nodeArgs: ['--expose-gc'] });
+  const child = res.tsx(SOAK, ['--jobs', String(JOBS), '--warmup', String(Math.floor(JOBS / 4))], { nodeArgs: ['--expose-gc'] });
   const line = await child.line('REPORT ', 60_000);
   const exit = await child.exit(10_000);
   const report = JSON.parse(line.slice('REPORT '.length)) as {

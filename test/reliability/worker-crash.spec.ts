@@ -4,36 +4,27 @@
  * worker that has gone to sleep meanwhile is woken and completes them, and each client receives
  * exactly one result per job: no loss, no duplicate, no failure.
  */
-import { GearmanAdmin, GearmanClient, GearmanWorker, type GearmanJob } from '../../lib/engine/index.js';
-import { fixturePath, spawnTsx, type TsxChild } from '../support/child.js';
-import { Gearmand } from '../support/gearmand.js';
-import { eventually } from '../support/engine-kit.js';
-import { observe, recordEvents, within } from '../support/wait-for.js';
+import type { GearmanJob } from '../../lib/engine/index.js';
+import { fixturePath, type TsxChild } from '../support/child.js';
+import { useGearmand, useResources } from '../support/harness.js';
+import { eventually, quietPeriod, recordEvents, within } from '../support/wait.js';
 
 const SLOW_WORKERS = 3;
 const OTHER_JOBS = 30;
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const g = useGearmand();
+const res = useResources(g);
 
 it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sleeping worker completes them, one result per job`, async () => {
-  const g = await Gearmand.start();
-  cleanups.push(() => g.dispose());
   const fn = 'crashing-worker';
 
   const slow: TsxChild[] = [];
   for (let i = 0; i < SLOW_WORKERS; i++) {
-    const child = spawnTsx(fixturePath('slow-worker.ts'), [fn, g.address]);
-    cleanups.push(() => child.kill());
-    slow.push(child);
+    slow.push(res.tsx(fixturePath('slow-worker.ts'), [fn, g.address]));
   }
   await Promise.all(slow.map((s) => s.line('READY', 15_000)));
 
-  const c = new GearmanClient({ servers: [g.address] });
-  cleanups.push(() => c.close());
-  await c.connect();
+  const c = await res.client();
   const track = (job: GearmanJob) => ({ job, complete: recordEvents(job, 'complete'), fail: recordEvents(job, 'fail') });
 
   // One job for each slow worker: each takes one and holds it.
@@ -44,8 +35,7 @@ it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sle
 
   // The in-process worker does everything else, then goes to sleep (PRE_SLEEP) with nothing to do.
   const runs: { handle: string; payload: string }[] = [];
-  const w = new GearmanWorker({ servers: [g.address], maxJobs: 4 });
-  cleanups.push(() => w.close(500));
+  const w = res.worker({ maxJobs: 4 });
   w.register(fn, (job) => {
     runs.push({ handle: job.handle, payload: job.payload.toString() });
     return `done:${job.payload.toString()}`;
@@ -70,12 +60,11 @@ it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sle
   expect(runs).toHaveLength(SLOW_WORKERS + OTHER_JOBS);
 
   // Exactly one outcome per job; nothing more arrives in a bounded window.
-  await observe(300);
+  await quietPeriod(300);
   for (const t of [...held, ...others]) {
     expect(t.complete.events).toHaveLength(1);
     expect(t.fail.events).toHaveLength(0);
   }
-  const admin = new GearmanAdmin({ servers: [g.address] });
-  cleanups.push(() => admin.close());
+  const admin = res.admin();
   await eventually(async () => ((await admin.status()).find((r) => r.function === fn)?.total ?? 0) === 0, 3000, 'the queue to be empty');
 }, 30_000);

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { waitForEvent } from './wait-for.js';
+import { waitForEvent } from './wait.js';
 
 export interface TsxChild {
   readonly child: ChildProcess;

@@ -14,6 +14,7 @@
  * listener and destroys every socket it opened.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { listenOnLoopback } from './servers.js';
 
 export interface FaultProxyCounters {
   /** Connections accepted from the library. */
@@ -171,16 +172,7 @@ export class FaultProxy {
   static async start(target: string | { host: string; port: number }): Promise<FaultProxy> {
     const t = typeof target === 'string' ? parseAddress(target) : target;
     const server = createServer({ noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const proxy = new FaultProxy(server, port, t);
+    const proxy = new FaultProxy(server, await listenOnLoopback(server), t);
     server.on('connection', (socket) => proxy.accept(socket));
     return proxy;
   }

@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { encodePacket, type Packet, PACKET_SPECS, PacketDecoder, PacketType } from '../../lib/protocol/index.js';
 import { prng } from './packets.js';
+import { listenOnLoopback } from './servers.js';
 
 export interface HostileServerOptions {
   seed: number;
@@ -427,15 +428,7 @@ export class HostileServer extends EventEmitter<{ progress: [frames: number] }> 
 
   static async start(options: HostileServerOptions): Promise<HostileServer> {
     const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    const hostile = new HostileServer(server, typeof address === 'object' && address ? address.port : 0, options);
+    const hostile = new HostileServer(server, await listenOnLoopback(server), options);
     server.on('connection', (socket) => {
       hostile.counters.connections++;
       hostile.live.add(new HostileConnection(hostile, socket, hostile.counters.connections));

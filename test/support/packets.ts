@@ -5,7 +5,7 @@
  * `buildPacket` deliberately does not use the library's encoder, so encoder tests compare two
  * independent implementations of the framing rule.
  */
-import { type Magic, PACKET_SPECS, type Packet, PacketType } from '../../lib/protocol/index.js';
+import { type Magic, PACKET_SPECS, type Packet, PacketDecoder, PacketType } from '../../lib/protocol/index.js';
 
 export type Arg = string | Buffer;
 
@@ -38,6 +38,15 @@ export function rawHeader(magic: string, type: number, length: number): Buffer {
   header.writeUInt32BE(type >>> 0, 4);
   header.writeUInt32BE(length >>> 0, 8);
   return header;
+}
+
+/** The packets in `chunks`, fed to one decoder in order; none may be left half-read. */
+export function decodeAll(chunks: readonly Buffer[], magic: Magic = 'RES'): Packet[] {
+  const out: Packet[] = [];
+  const decoder = new PacketDecoder((p) => out.push(p), { magic });
+  for (const chunk of chunks) decoder.push(chunk);
+  expect(decoder.bufferedBytes).toBe(0);
+  return out;
 }
 
 /** A packet as plain strings (latin1 keeps every byte, NULs included), for readable equality checks. */

@@ -82,21 +82,26 @@ class Inbox<T> {
 }
 
 /** A binary Gearman connection: `send` request packets, `next` the response packets in order. */
+/** Feeds what `socket` reads to `parse`; a parse error, a socket error or the close fails `inbox`. */
+function feed(socket: Socket, inbox: Pick<Inbox<unknown>, 'fail'>, parse: (chunk: Buffer) => void, closed: string): void {
+  socket.on('data', (chunk: Buffer) => {
+    try {
+      parse(chunk);
+    } catch (err) {
+      inbox.fail(err as Error);
+      socket.destroy();
+    }
+  });
+  socket.on('error', (err) => inbox.fail(err));
+  socket.on('close', () => inbox.fail(new Error(closed)));
+}
+
 export class RawConnection {
   private readonly inbox = new Inbox<Packet>('packet from gearmand');
 
   private constructor(private readonly socket: Socket) {
     const decoder = new PacketDecoder((p) => this.inbox.put(p), { magic: 'RES' });
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        decoder.push(chunk);
-      } catch (err) {
-        this.inbox.fail(err as Error);
-        socket.destroy();
-      }
-    });
-    socket.on('error', (err) => this.inbox.fail(err));
-    socket.on('close', () => this.inbox.fail(new Error('gearmand closed the connection')));
+    feed(socket, this.inbox, (chunk) => decoder.push(chunk), 'gearmand closed the connection');
   }
 
   static async open(port: number, host = '127.0.0.1'): Promise<RawConnection> {
@@ -139,16 +144,7 @@ export class AdminConnection {
   private readonly reader = new AdminReplyReader((r) => this.inbox.put(r));
 
   private constructor(private readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        this.reader.push(chunk);
-      } catch (err) {
-        this.inbox.fail(err as Error);
-        socket.destroy();
-      }
-    });
-    socket.on('error', (err) => this.inbox.fail(err));
-    socket.on('close', () => this.inbox.fail(new Error('gearmand closed the admin connection')));
+    feed(socket, this.inbox, (chunk) => this.reader.push(chunk), 'gearmand closed the admin connection');
   }
 
   static async open(port: number, host = '127.0.0.1'): Promise<AdminConnection> {

@@ -1,8 +1,5 @@
-import { buildPacket, rawHeader } from '../../test/support/packets.js';
-import { PacketDecoder } from './decoder.js';
-import { encodePacket } from './encoder.js';
-import { GearmanProtocolError, type GearmanProtocolErrorCode } from './errors.js';
-import { type Magic, type Packet, PacketType } from './packet-types.js';
+import { encodePacket, GearmanProtocolError, type GearmanProtocolErrorCode, type Magic, type Packet, PacketDecoder, PacketType } from '../../../lib/protocol/index.js';
+import { buildPacket, rawHeader } from '../../support/packets.js';
 
 /** Feeds the chunks; returns the packets decoded before the error and the error itself. */
 function feed(chunks: Buffer[], options: { magic?: Magic; maxPacketSize?: number } = {}) {

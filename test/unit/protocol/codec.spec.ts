@@ -1,15 +1,5 @@
-import { ALL_TYPES, BINARY_DATA, SAMPLE_ARGS, buildPacket, prng, show } from '../../test/support/packets.js';
-import { encodePacket } from './encoder.js';
-import { PacketDecoder } from './decoder.js';
-import { type Magic, type Packet, PACKET_SPECS, PacketType, packetArgCount } from './packet-types.js';
-
-function decodeAll(chunks: readonly Buffer[], magic: Magic = 'RES'): Packet[] {
-  const out: Packet[] = [];
-  const decoder = new PacketDecoder((p) => out.push(p), { magic });
-  for (const chunk of chunks) decoder.push(chunk);
-  expect(decoder.bufferedBytes).toBe(0);
-  return out;
-}
+import { encodePacket, type Packet, PACKET_SPECS, packetArgCount, PacketDecoder, PacketType } from '../../../lib/protocol/index.js';
+import { ALL_TYPES, BINARY_DATA, SAMPLE_ARGS, buildPacket, decodeAll, prng, show } from '../../support/packets.js';
 
 describe('packet codec round trip', () => {
   it('knows exactly the types 1..42 except 5', () => {

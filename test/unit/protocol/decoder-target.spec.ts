@@ -1,6 +1,5 @@
-import { buildPacket, show } from '../../test/support/packets.js';
-import { PacketDecoder } from './decoder.js';
-import { type Packet, PacketType } from './packet-types.js';
+import { type Packet, PacketDecoder, PacketType } from '../../../lib/protocol/index.js';
+import { buildPacket, show } from '../../support/packets.js';
 
 /** Feeds `packet` the way a socket with `onread` does: the first `head` bytes pushed, the rest read in place. */
 function readInPlace(packets: Buffer, head: number, step: number, min = 1): { out: Packet[]; direct: number; decoder: PacketDecoder } {

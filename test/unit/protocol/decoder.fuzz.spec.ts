@@ -2,11 +2,8 @@
  * Bounded randomized test of the decoder: mutated valid frames and random bytes, cut into random
  * chunks. Seeded, so a failure reproduces: FUZZ_SEED=<seed> reruns the same inputs.
  */
-import { ALL_TYPES, prng } from '../../test/support/packets.js';
-import { PacketDecoder } from './decoder.js';
-import { encodePacket } from './encoder.js';
-import { GearmanProtocolError } from './errors.js';
-import { HEADER_SIZE, type Packet, PACKET_SPECS, packetArgCount } from './packet-types.js';
+import { encodePacket, GearmanProtocolError, HEADER_SIZE, type Packet, PACKET_SPECS, packetArgCount, PacketDecoder } from '../../../lib/protocol/index.js';
+import { ALL_TYPES, prng } from '../../support/packets.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6ea7a4);
 const INPUTS = 100_000;

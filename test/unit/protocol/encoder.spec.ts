@@ -1,15 +1,7 @@
-import { buildPacket, show } from '../../test/support/packets.js';
-import { PacketDecoder } from './decoder.js';
-import { PacketWriter, encodePacket } from './encoder.js';
-import { type Packet, PacketType } from './packet-types.js';
+import { encodePacket, type Magic, type Packet, PacketType, PacketWriter } from '../../../lib/protocol/index.js';
+import { buildPacket, decodeAll, show } from '../../support/packets.js';
 
-function decode(chunks: readonly Buffer[], magic: 'REQ' | 'RES' = 'REQ'): Packet[] {
-  const out: Packet[] = [];
-  const decoder = new PacketDecoder((p) => out.push(p), { magic });
-  for (const c of chunks) decoder.push(c);
-  expect(decoder.bufferedBytes).toBe(0);
-  return out;
-}
+const decode = (chunks: readonly Buffer[], magic: Magic = 'REQ'): Packet[] => decodeAll(chunks, magic);
 
 describe('encodePacket', () => {
   it('produces the header and NUL-joined arguments byte for byte', () => {

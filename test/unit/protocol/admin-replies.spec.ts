@@ -1,18 +1,4 @@
-import {
-  type AdminReply,
-  AdminReplyReader,
-  adminReplyShape,
-  parseErrLine,
-  parseGetpid,
-  parseOk,
-  parseOkValue,
-  parsePriorityStatus,
-  parseShowJobs,
-  parseShowUniqueJobs,
-  parseStatus,
-  parseWorkers,
-} from './admin-replies.js';
-import { GearmanProtocolError } from './errors.js';
+import { type AdminReply, AdminReplyReader, adminReplyShape, GearmanProtocolError, parseErrLine, parseGetpid, parseOk, parseOkValue, parsePriorityStatus, parseShowJobs, parseShowUniqueJobs, parseStatus, parseWorkers } from '../../../lib/protocol/index.js';
 
 /** Sends the commands' expected shapes, feeds the text in the given pieces, returns the replies. */
 function read(commands: string[], pieces: (string | Buffer)[]): AdminReply[] {
