@@ -4,6 +4,8 @@ const shared = {
   testEnvironment: 'node',
   moduleNameMapper: {
     '^nestjs-gearman$': '<rootDir>/lib/index.ts',
+    '^nestjs-gearman/engine$': '<rootDir>/lib/engine/index.ts',
+    '^nestjs-gearman/protocol$': '<rootDir>/lib/protocol/index.ts',
     '^nestjs-gearman/health$': '<rootDir>/lib/health/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -3,7 +3,7 @@ import type { INestApplication, INestMicroservice } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import type { App } from 'supertest/types.js';
-import { GearmanClient } from 'nestjs-gearman';
+import { GearmanClient } from 'nestjs-gearman/engine';
 import { GatewayModule } from '../sample/gateway/gateway.module.js';
 import { EmailOutbox } from '../sample/worker/email-outbox.service.js';
 import { createWorkerTransport, WorkerModule } from '../sample/worker/worker.module.js';

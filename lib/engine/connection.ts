@@ -1,16 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import {
-  isReplyType,
-  type Packet,
-  type PacketArg,
-  PacketDecoder,
-  PacketType,
-  PacketWriter,
-  packetName,
-  readError,
-  replyTypeOf,
-} from '../protocol/index.js';
+import { PacketDecoder } from '../protocol/decoder.js';
+import { type PacketArg, PacketWriter } from '../protocol/encoder.js';
+import { readError } from '../protocol/messages.js';
+import { isReplyType, type Packet, PacketType, packetName, replyTypeOf } from '../protocol/packet-types.js';
 import { backoffDelay } from './backoff.js';
 import { GearmanConnectionError, GearmanServerError, GearmanTimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';

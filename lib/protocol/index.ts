@@ -1,6 +1,55 @@
-export * from './packet-types.js';
-export * from './errors.js';
-export * from './encoder.js';
-export * from './decoder.js';
-export * from './admin-replies.js';
-export * from './messages.js';
+/**
+ * `nestjs-gearman/protocol`: the Gearman codec (binary packets in both directions, admin replies),
+ * with no I/O, for tools and tests. Every name here is public API.
+ */
+export {
+  HEADER_SIZE,
+  type Magic,
+  MAX_HANDLE_LENGTH,
+  MAX_UNIQUE_LENGTH,
+  type Packet,
+  PACKET_SPECS,
+  packetArgCount,
+  packetName,
+  type PacketSpec,
+  PacketType,
+} from './packet-types.js';
+export { encodePacket, type PacketArg, PacketWriter } from './encoder.js';
+export { PacketDecoder, type PacketDecoderOptions } from './decoder.js';
+export {
+  type JobAssignment,
+  readData,
+  readError,
+  readHandle,
+  readJobAssign,
+  readStatusReply,
+  readWorkStatus,
+  type ServerErrorReply,
+  type StatusReply,
+  type WorkStatus,
+} from './messages.js';
+export {
+  type AdminReply,
+  AdminReplyReader,
+  type AdminReplyShape,
+  adminReplyShape,
+  type FunctionPriorityStatus,
+  type FunctionStatus,
+  type JobInfo,
+  parseErrLine,
+  parseGetpid,
+  parseOk,
+  parseOkValue,
+  parsePriorityStatus,
+  parseShowJobs,
+  parseShowUniqueJobs,
+  parseStatus,
+  parseWorkers,
+  type WorkerInfo,
+} from './admin-replies.js';
+export {
+  GearmanError,
+  type GearmanErrorCode,
+  GearmanProtocolError,
+  type GearmanProtocolErrorCode,
+} from './errors.js';

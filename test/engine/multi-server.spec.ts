@@ -3,15 +3,15 @@
  * across clients by hashing the unique (R2: gearmand only merges inside one server), and what
  * happens when a server dies and comes back.
  */
+import type { GearmanConnection } from '../../lib/engine/connection.js';
 import {
   type GearmanAdmin,
   GearmanClient,
   type GearmanClientOptions,
-  type GearmanConnection,
   type GearmanJob,
   GearmanWorker,
-  ServerPool,
 } from '../../lib/engine/index.js';
+import { ServerPool } from '../../lib/engine/server-pool.js';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
 import { freePort } from '../support/servers.js';
 import { waitForEvent, within } from '../support/wait.js';

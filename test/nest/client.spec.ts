@@ -16,7 +16,7 @@ import {
   GearmanModule,
   GearmanRecordBuilder,
   InjectGearmanClient,
-} from '../../lib/nest/index.js';
+} from '../../lib/index.js';
 import { freePort } from '../support/servers.js';
 import { functionStatus, useGearmand, useResources } from '../support/harness.js';
 import { deferred, eventually, within } from '../support/wait.js';

@@ -8,7 +8,7 @@ import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
-import { GearmanContext, GearmanRecordBuilder } from '../../lib/nest/index.js';
+import { GearmanContext, GearmanRecordBuilder } from '../../lib/index.js';
 import { functionStatus, useGearmand, useResources } from '../support/harness.js';
 import { deferred, eventually, within } from '../support/wait.js';
 

@@ -8,7 +8,7 @@ import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload, Transport } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { GEARMAN_TRANSPORT, GearmanContext, GearmanRecordBuilder, ServerGearman } from '../../lib/nest/index.js';
+import { GEARMAN_TRANSPORT, GearmanContext, GearmanRecordBuilder, ServerGearman } from '../../lib/index.js';
 import { freePort } from '../support/servers.js';
 import { CapturingLogger, functionStatus, useGearmand, useResources } from '../support/harness.js';
 import { deferred, eventually, quietPeriod, within } from '../support/wait.js';

@@ -13,7 +13,7 @@ import {
   GearmanModule,
   type GearmanOptionsFactory,
   InjectGearmanClient,
-} from '../../lib/nest/index.js';
+} from '../../lib/index.js';
 import { useGearmand, useResources } from '../support/harness.js';
 
 const gearmand = useGearmand();

@@ -25,7 +25,7 @@ import {
   GearmanRecordBuilder,
   GearmanRpcError,
   ServerGearman,
-} from '../../lib/nest/index.js';
+} from '../../lib/index.js';
 import { functionStatus, useGearmand, useResources } from '../support/harness.js';
 import { eventually } from '../support/wait.js';
 

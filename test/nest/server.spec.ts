@@ -26,7 +26,7 @@ import {
 import { CONTEXT, Ctx, EventPattern, MessagePattern, Payload, type RequestContext, RpcException } from '@nestjs/microservices';
 import { EmptyError, lastValueFrom, map, Observable, of, throwError, toArray } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
-import { GearmanContext, GearmanRecordBuilder } from '../../lib/nest/index.js';
+import { GearmanContext, GearmanRecordBuilder } from '../../lib/index.js';
 import { useGearmand, useResources } from '../support/harness.js';
 import { deferred, within } from '../support/wait.js';
 

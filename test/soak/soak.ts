@@ -17,7 +17,7 @@ import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import type { GearmanClient, GearmanWorker } from '../../lib/engine/index.js';
-import { ClientGearman, ServerGearman } from '../../lib/nest/index.js';
+import { ClientGearman, ServerGearman } from '../../lib/index.js';
 import { Gearmand } from '../support/gearmand.js';
 
 const { values } = parseArgs({

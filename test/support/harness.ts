@@ -24,7 +24,7 @@ import {
   type GearmanClientProxyOptions,
   type GearmanServerOptions,
   ServerGearman,
-} from '../../lib/nest/index.js';
+} from '../../lib/index.js';
 import { spawnTsx, type TsxChild } from './child.js';
 import { Gearmand, type GearmandOptions, type SilentServer, silentServer } from './servers.js';
 import { type Deferred, deferred, within } from './wait.js';

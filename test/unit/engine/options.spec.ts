@@ -6,7 +6,7 @@ import {
   positiveInt,
   resolveConnectionOptions,
 } from '../../../lib/engine/options.js';
-import { DEFAULT_MAX_PACKET_SIZE } from '../../../lib/protocol/index.js';
+import { DEFAULT_MAX_PACKET_SIZE } from '../../../lib/protocol/packet-types.js';
 import { invalidArgument } from '../../support/errors.js';
 
 /** Values no numeric option takes. */
