@@ -10,7 +10,7 @@ import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule } from '@nestjs/microservices';
-import { ClientGearman, type GearmanClientProxyOptions } from '../../lib/nest/index.js';
+import { ClientGearman, type GearmanClientProxyOptions } from '../../lib/index.js';
 import { driver } from '../adapter/driver.js';
 
 const B = driver();

@@ -10,7 +10,7 @@ import 'reflect-metadata';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
-import { ServerGearman } from '../../lib/nest/index.js';
+import { ServerGearman } from '../../lib/index.js';
 import { driver } from '../adapter/driver.js';
 
 const B = driver();
