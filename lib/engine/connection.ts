@@ -13,7 +13,10 @@ import { openSocket } from './socket.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-/** Called with the reply to a request, in the order the requests were sent (R1). */
+/**
+ * Called with the reply to a request, in the order the requests were sent
+ * (docs/gearmand-behaviour.md#reply-order).
+ */
 export interface ReplyHandler {
   resolve(packet: Packet): void;
   reject(error: Error): void;
@@ -37,7 +40,8 @@ const DIRECT_READ = 32 * 1024;
 /**
  * One gearmand connection: TCP or TLS, TCP_NODELAY, reconnect with backoff, writes batched per
  * event-loop turn, and one FIFO of requests awaiting replies, since gearmand answers each
- * connection's requests in order and puts an ERROR where the reply would have gone (R1).
+ * connection's requests in order and puts an ERROR where the reply would have gone
+ * (docs/gearmand-behaviour.md#reply-order).
  */
 export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   state: ConnectionState = 'idle';
@@ -156,7 +160,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   /**
    * Promise form of `request`. With `timeoutMs`, rejects with TIMEOUT when no reply came in time: a
    * stalled link (socket open, nothing arriving) must not hang a query. A late reply is still
-   * consumed in its turn (R1). Rejects at once when not connected.
+   * consumed in its turn (docs/gearmand-behaviour.md#reply-order). Rejects at once when not
+   * connected.
    */
   call(type: number, args: readonly PacketArg[], timeoutMs?: number): Promise<Packet> {
     if (timeoutMs === undefined) return new Promise((resolve, reject) => this.request(type, args, { resolve, reject }));
@@ -347,9 +352,10 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
         return;
       }
       if (due && due !== type) {
-        // Replies come in request order (R1): one of the wrong type means the stream is out of step
-        // and every later reply would go to the wrong request. Fail this one with the rest (onData
-        // drops the connection; a reconnect starts in step again).
+        // Replies come in request order (docs/gearmand-behaviour.md#reply-order): one of the wrong
+        // type means the stream is out of step and every later reply would go to the wrong request.
+        // Fail this one with the rest (onData drops the connection; a reconnect starts in step
+        // again).
         handler.reject(this.outOfStep(type, due));
         throw this.outOfStep(type, due);
       }

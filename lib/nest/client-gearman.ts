@@ -158,7 +158,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
    * ClientProxy's `send()` (cold: connect, then publish on subscribe; values, errors and completion
    * through `createObserver`), without its per-call `defer(async connect)` + `mergeMap` layers once
    * connected: the job is submitted as the Observable is subscribed. Those layers (a promise, an
-   * inner Observable and three subscribers per call) were a fifth of the client's CPU per job.
+   * inner Observable and three subscribers per call) cost more than the submit (bench/adapter-nest/README.md).
    */
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     // Nil pattern or data: Nest's own InvalidMessageException.
@@ -202,7 +202,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
    * ClientProxy's `emit()` (hot: the background job is submitted whether or not anyone subscribes;
    * subscribers get its handle, then completion, or the error), without the per-call
    * `defer(async connect)` + `mergeMap` + `connectable` chain: a Subject fed by `dispatchEvent`.
-   * With thousands of emits in flight those chains were most of the client's CPU, in GC.
+   * With thousands of emits in flight those chains cost more than the submits, in GC (bench/adapter-nest/README.md).
    */
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     // Nil pattern or data: Nest's own InvalidMessageException.

@@ -107,7 +107,8 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
     const maxJobs = this.options.maxJobs ?? DEFAULT_MAX_JOBS;
     if (extras.timeout !== undefined && maxJobs > 1) {
       // gearmand 1.1.20 keeps one CAN_DO_TIMEOUT timer per connection and clears it on PRE_SLEEP,
-      // which this worker sends whenever a slot is free and the queue is empty (R8).
+      // which this worker sends whenever a slot is free and the queue is empty
+      // (docs/gearmand-behaviour.md#can_do_timeout).
       this.logger.warn?.(
         `Pattern "${pattern}" has a timeout (CAN_DO_TIMEOUT ${extras.timeout} ms) but maxJobs is ${maxJobs}: gearmand clears its ` +
           'timer when the worker waits for more work, so the timeout only fires while every slot is busy. ' +
@@ -180,7 +181,7 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
    * Runs a message handler between the processing hooks, as Nest's `handleRequest` does. A plain
    * (or awaited) value, by far the common case, is reported at once: WORK_COMPLETE without the
    * Observable, operators and next-tick reply queue that `handleRequest`/`send` wrap around it
-   * (a third of the worker's CPU per job in the bench). An Observable goes through Nest's `send`.
+   * (a large share of the worker's CPU per job: bench/adapter-nest/README.md). An Observable goes through Nest's `send`.
    * Without processing hooks, the handler's promise is chained directly (no wrapper promise).
    */
   private runMessage(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {

@@ -216,8 +216,9 @@ export interface JobInfo {
   readonly handle: string;
   readonly retries: number;
   /**
-   * gearmand will drop the job when a worker next grabs it: its last foreground client left (R4),
-   * or `cancel job` marked it (in 1.1.20 a cancelled job stays listed and counted until then).
+   * gearmand will drop the job when a worker next grabs it: its last foreground client left
+   * (docs/gearmand-behaviour.md#lost-clients), or `cancel job` marked it (in 1.1.20 a cancelled job
+   * stays listed and counted until then).
    */
   readonly ignoreJob: boolean;
   /**

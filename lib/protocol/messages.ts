@@ -16,7 +16,8 @@ const decimal = (b: Buffer): number => Number(b.toString()) || 0;
 
 /**
  * The job handle of JOB_CREATED and WORK_DATA/WARNING/STATUS/COMPLETE/FAIL/EXCEPTION. The WORK_FAIL
- * gearmand makes from a WORK_EXCEPTION carries `handle\0` (R9): that NUL is not part of the handle.
+ * gearmand makes from a WORK_EXCEPTION carries `handle\0`
+ * (docs/gearmand-behaviour.md#work_exception): that NUL is not part of the handle.
  */
 export function readHandle(packet: Packet): string {
   const handle = packet.args[0];

@@ -53,7 +53,8 @@ export type PacketType = (typeof PacketType)[keyof typeof PacketType];
  * - `data: true`: `argc` NUL-terminated arguments, then opaque data (may hold NULs) as one more argument;
  * - `data: false`: `argc - 1` NUL-terminated arguments, the last one is the rest of the payload.
  *
- * `reply` is the packet gearmand answers a request with (or an ERROR in its place, R1); 0 if none.
+ * `reply` is the packet gearmand answers a request with (or an ERROR in its place,
+ * docs/gearmand-behaviour.md#reply-order); 0 if none.
  */
 export interface PacketSpec {
   readonly name: string;
@@ -82,7 +83,8 @@ export const PACKET_SPECS: readonly (PacketSpec | undefined)[] = (() => {
   define(PacketType.WORK_STATUS, 3, false);
   define(PacketType.WORK_COMPLETE, 1, true);
   // A WORK_FAIL that gearmand makes from a WORK_EXCEPTION carries `handle\0` (trailing NUL,
-  // unlike the PROTOCOL text): the handle is "the rest", so readers must strip that NUL (R9).
+  // unlike the PROTOCOL text): the handle is "the rest", so readers must strip that NUL
+  // (docs/gearmand-behaviour.md#work_exception).
   define(PacketType.WORK_FAIL, 1, false);
   define(PacketType.GET_STATUS, 1, false, PacketType.STATUS_RES);
   define(PacketType.ECHO_REQ, 0, true, PacketType.ECHO_RES);
@@ -92,7 +94,8 @@ export const PACKET_SPECS: readonly (PacketSpec | undefined)[] = (() => {
   define(PacketType.STATUS_RES, 5, false);
   define(PacketType.SUBMIT_JOB_HIGH, 2, true, PacketType.JOB_CREATED);
   define(PacketType.SET_CLIENT_ID, 1, false);
-  // Timeout is ASCII decimal milliseconds (the PROTOCOL text says nothing of units; R8).
+  // Timeout is ASCII decimal milliseconds (the PROTOCOL text says nothing of units;
+  // docs/gearmand-behaviour.md#can_do_timeout).
   define(PacketType.CAN_DO_TIMEOUT, 2, false);
   define(PacketType.ALL_YOURS, 0, false);
   define(PacketType.WORK_EXCEPTION, 1, true);
@@ -172,7 +175,10 @@ export type Magic = 'REQ' | 'RES';
 
 /** gearmand keeps job handles in 64 bytes including the NUL. */
 export const MAX_HANDLE_LENGTH = 63;
-/** A longer unique is refused (65+) or truncated (64) by gearmand, so it could never coalesce (R2). */
+/**
+ * A longer unique is refused (65+) or truncated (64) by gearmand, so it could never coalesce
+ * (docs/gearmand-behaviour.md#coalescing).
+ */
 export const MAX_UNIQUE_LENGTH = 63;
 /** Default cap on one packet's payload; gearmand has none beyond uint32, memory is the limit. */
 export const DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024;

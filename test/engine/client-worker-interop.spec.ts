@@ -1,7 +1,8 @@
 /**
  * GearmanClient and GearmanWorker against a real gearmand 1.1.20, with foreign peers: client ids in
- * `workers`, TLS through a node:tls front (Debian's gearmand has no SSL, R11), and the `gearman`
- * CLI (libgearman) as client of our worker and as worker for our client.
+ * `workers`, TLS through a node:tls front (Debian's gearmand has no SSL,
+ * docs/gearmand-behaviour.md#tls), and the `gearman` CLI (libgearman) as client of our worker and
+ * as worker for our client.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

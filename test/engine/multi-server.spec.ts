@@ -1,7 +1,7 @@
 /**
  * Several real gearmand processes behind one client: how the strategies place jobs, coalescing
- * across clients by hashing the unique (R2: gearmand only merges inside one server), and what
- * happens when a server dies and comes back.
+ * across clients by hashing the unique (gearmand only merges inside one server;
+ * docs/gearmand-behaviour.md#coalescing), and what happens when a server dies and comes back.
  */
 import type { GearmanConnection } from '../../lib/engine/connection.js';
 import {

@@ -236,7 +236,8 @@ describe('a worker process killed (SIGKILL) mid-job', () => {
     measured.push(`job of a SIGKILLed worker completed by another worker ${Math.round(performance.now() - killedAt)} ms after the kill`);
 
     expect(result.toString()).toBe('olleh');
-    // R3: requeued under the same handle, run once more (by the in-process worker only).
+    // See docs/gearmand-behaviour.md#lost-workers: requeued under the same handle, run once more
+    // (by the in-process worker only).
     expect(runs).toEqual([{ handle, payload: 'hello' }]);
     await quietPeriod(200); // bounded window: nothing more may arrive for this job
     expect(completions.events).toHaveLength(1);

@@ -79,7 +79,8 @@ describe('GearmanRecordBuilder', () => {
     const first = lastValueFrom(client.send('held', record));
     await eventually(() => probe.calls === 1, 3000, 'the first call to run');
     const second = lastValueFrom(client.send('held', record));
-    // The second submit coalesced onto the running job (gearmand R2): one job, one run.
+    // The second submit coalesced onto the running job (docs/gearmand-behaviour.md#coalescing): one
+    // job, one run.
     await eventually(async () => (await functionStatus(res.admin(), 'held')).total === 1, 3000, 'gearmand to hold one job');
     probe.release.resolve();
     const expected = { data: { id: 1 }, unique: 'order-1', run: 1 };
@@ -127,7 +128,8 @@ describe('GearmanRecordBuilder', () => {
   });
 
   it('epoch: the job waits in the queue and runs at the given time', async () => {
-    // pollInterval: gearmand 1.1.20 wakes no worker when an epoch job falls due (R7).
+    // pollInterval: gearmand 1.1.20 wakes no worker when an epoch job falls due
+    // (docs/gearmand-behaviour.md#waking-workers).
     await res.microservice({ controllers: [JobsController] }, { pollInterval: 200 });
     const admin = res.admin();
     const client = res.clientProxy();

@@ -217,7 +217,8 @@ describe('hybrid application', () => {
 describe('per-pattern timeout (CAN_DO_TIMEOUT)', () => {
   it('gearmand requeues a job running past the timeout; the requeued copy answers the caller', async () => {
     // maxJobs 1: with a free slot the worker would sleep (PRE_SLEEP), which clears gearmand's
-    // per-connection timer (R8) and the timeout would never fire.
+    // per-connection timer (docs/gearmand-behaviour.md#can_do_timeout) and the timeout would never
+    // fire.
     const { logger } = await res.microservice({ controllers: [WorkController] }, { maxJobs: 1 });
     const admin = res.admin();
     const client = res.clientProxy();

@@ -1,8 +1,9 @@
 /**
- * Reliability: background jobs in gearmand's libsqlite3 queue survive a restart (R12: only
- * background jobs are persisted, replayed with new handles). N background jobs are submitted with no
- * worker, gearmand is stopped (SIGTERM) or killed (SIGKILL) and restarted on the same port and
- * queue file, then a worker starts: every job runs at least once (distinct payloads counted).
+ * Reliability: background jobs in gearmand's libsqlite3 queue survive a restart (only
+ * background jobs are persisted, replayed with new handles;
+ * docs/gearmand-behaviour.md#persistent-queues). N background jobs are submitted with no worker,
+ * gearmand is stopped (SIGTERM) or killed (SIGKILL) and restarted on the same port and queue file,
+ * then a worker starts: every job runs at least once (distinct payloads counted).
  */
 import { GearmanClient } from '../../lib/engine/index.js';
 import { useResources } from '../support/harness.js';

@@ -1,8 +1,9 @@
 /**
  * Reliability: worker processes killed with SIGKILL while each holds a job (the slow-worker fixture,
- * which never finishes what it takes). gearmand requeues the jobs under the same handles (R3), a
- * worker that has gone to sleep meanwhile is woken and completes them, and each client receives
- * exactly one result per job: no loss, no duplicate, no failure.
+ * which never finishes what it takes). gearmand requeues the jobs under the same handles
+ * (docs/gearmand-behaviour.md#lost-workers), a worker that has gone to sleep meanwhile is woken and
+ * completes them, and each client receives exactly one result per job: no loss, no duplicate, no
+ * failure.
  */
 import type { GearmanJob } from '../../lib/engine/index.js';
 import { fixturePath, type TsxChild } from '../support/child.js';
@@ -54,7 +55,8 @@ it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sle
   console.log(`${SLOW_WORKERS} worker processes SIGKILLed: their jobs completed by the sleeping worker ${recoveredMs} ms after the kill`);
   expect(heldResults.map(String)).toEqual(held.map((_, i) => `done:held-${i}`));
 
-  // Requeued under the same handles (R3), run once more each, by the in-process worker only.
+  // Requeued under the same handles (docs/gearmand-behaviour.md#lost-workers), run once more each,
+  // by the in-process worker only.
   const heldRuns = runs.filter((r) => r.payload.startsWith('held-'));
   expect(heldRuns.map((r) => r.handle).sort()).toEqual([...heldHandles].sort());
   expect(runs).toHaveLength(SLOW_WORKERS + OTHER_JOBS);

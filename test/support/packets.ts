@@ -74,7 +74,8 @@ export const SAMPLE_ARGS: Readonly<Record<number, readonly Arg[]>> = {
   [PacketType.JOB_ASSIGN]: ['H:host:1', 'resize-image', BINARY_DATA],
   [PacketType.WORK_STATUS]: ['H:host:1', '3', '10'],
   [PacketType.WORK_COMPLETE]: ['H:host:1', BINARY_DATA],
-  // As gearmand sends it when it turns an exception into a failure: trailing NUL kept (R9).
+  // As gearmand sends it when it turns an exception into a failure: trailing NUL kept
+  // (docs/gearmand-behaviour.md#work_exception).
   [PacketType.WORK_FAIL]: ['H:host:1\0'],
   [PacketType.GET_STATUS]: ['H:host:1'],
   [PacketType.ECHO_REQ]: [BINARY_DATA],

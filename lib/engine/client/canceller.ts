@@ -9,8 +9,9 @@ import type { JobTable } from './job-table.js';
 const noop = () => undefined;
 
 /**
- * Cancelling jobs. Gearman's only cancel is the admin `cancel job` command (R14), for a job still
- * queued; so this keeps one admin connection per server, opened on first use.
+ * Cancelling jobs. Gearman's only cancel is the admin `cancel job` command
+ * (docs/gearmand-behaviour.md#cancelling), for a job still queued; so this keeps one admin
+ * connection per server, opened on first use.
  */
 export class Canceller {
   private readonly admins = new Map<GearmanConnection, GearmanAdminConnection>();
@@ -62,8 +63,9 @@ export class Canceller {
 
   /**
    * Cancels a job this client gave up on (timeout, abort) if it is still queued, unless someone
-   * else waits for it: a job with a unique may have been merged with other submits (R2), of this
-   * client or of others, and cancelling it would fail theirs too.
+   * else waits for it: a job with a unique may have been merged with other submits
+   * (docs/gearmand-behaviour.md#coalescing), of this client or of others, and cancelling it would
+   * fail theirs too.
    */
   giveUp(job: JobControl): void {
     const conn = job.connection;

@@ -53,6 +53,7 @@ const STRATEGIES: readonly ServerStrategy[] = ['hash', 'round-robin', 'failover'
  * (with its parked jobs and retries) and the canceller.
  */
 export class GearmanClient extends EventEmitter<GearmanClientEvents> {
+  /** @internal one per server, in the order given; users see `servers` and the events. */
   readonly connections: readonly GearmanConnection[];
   private readonly settings: ResolvedConnectionOptions;
   private readonly pool: ServerPool;
@@ -137,7 +138,10 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     return last;
   }
 
-  /** GET_STATUS_UNIQUE: looked up by unique across all functions (R10), on the server the unique hashes to first. */
+  /**
+   * GET_STATUS_UNIQUE: looked up by unique across all functions
+   * (docs/gearmand-behaviour.md#job-status), on the server the unique hashes to first.
+   */
   async getStatusByUnique(unique: string): Promise<JobStatus> {
     const owner = this.pool.owner(unique);
     const conns = [owner, ...this.connections.filter((c) => c !== owner && c.connected)];
@@ -223,7 +227,8 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       }
       return;
     }
-    // Two submits of one unique on one connection share a handle (R2): the table keeps both.
+    // Two submits of one unique on one connection share a handle
+    // (docs/gearmand-behaviour.md#coalescing): the table keeps both.
     if (!job.request.background) table.add(handle, job);
     job.markCreated(handle);
   }

@@ -1,12 +1,16 @@
 import type { JobControl } from './job.js';
 
-/** One job, or several when submits of one unique on one connection share a handle (R2). */
+/**
+ * One job, or several when submits of one unique on one connection share a handle
+ * (docs/gearmand-behaviour.md#coalescing).
+ */
 type Entry = JobControl | JobControl[];
 
 /**
  * The foreground jobs created on one connection, by handle: where WORK_* packets find their jobs.
  * Two submits of one unique on one connection get the same handle and each its own WORK_COMPLETE
- * (R2), so a handle maps to one job or a list; the common single job costs no array.
+ * (docs/gearmand-behaviour.md#coalescing), so a handle maps to one job or a list; the common single
+ * job costs no array.
  */
 export class JobTable {
   private readonly byHandle = new Map<string, Entry>();

@@ -7,7 +7,10 @@ export type JobPriority = 'high' | 'normal' | 'low';
 
 /** What gearmand reports for a job (GET_STATUS / GET_STATUS_UNIQUE). */
 export interface JobStatus {
-  /** The server knows the job. A finished job is unknown too: "done" and "never existed" look alike (R10). */
+  /**
+   * The server knows the job. A finished job is unknown too: "done" and "never existed" look alike
+   * (docs/gearmand-behaviour.md#job-status).
+   */
   readonly known: boolean;
   readonly running: boolean;
   readonly numerator: number;

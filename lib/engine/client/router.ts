@@ -139,10 +139,11 @@ export class Router {
   /**
    * Resubmits a retried job on the server it was lost on (no other was live). If the lost copy is
    * still queued there with no client left, gearmand 1.1.20 has marked it to be dropped at the next
-   * GRAB (R4) but still merges a submit of the same unique into it, and the client that joins never
-   * hears back. So wait (polling GET_STATUS_UNIQUE, which ignores the function, R10) until gearmand
-   * has dropped it, a worker runs it (a running job's result reaches clients that join it), or
-   * another client waits for it; then submit.
+   * GRAB (docs/gearmand-behaviour.md#lost-clients) but still merges a submit of the same unique
+   * into it, and the client that joins never hears back. So wait (polling GET_STATUS_UNIQUE, which
+   * ignores the function, docs/gearmand-behaviour.md#job-status) until gearmand has dropped it, a
+   * worker runs it (a running job's result reaches clients that join it), or another client waits
+   * for it; then submit.
    */
   private async resubmitWhereLost(conn: GearmanConnection, job: JobControl): Promise<void> {
     try {

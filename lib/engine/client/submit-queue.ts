@@ -5,9 +5,10 @@ import type { JobControl } from './job.js';
 
 /**
  * The jobs sent on one connection and awaiting JOB_CREATED, in send order. gearmand answers in that
- * order (R1), so one handler object serves them all (no closures per job), and the client's
- * `submitTimeout` is enforced by one timer per connection instead of one per job: jobs whose
- * deadline passes while still `submitting` fail, and stay queued until their reply arrives.
+ * order (docs/gearmand-behaviour.md#reply-order), so one handler object serves them all (no
+ * closures per job), and the client's `submitTimeout` is enforced by one timer per connection
+ * instead of one per job: jobs whose deadline passes while still `submitting` fail, and stay queued
+ * until their reply arrives.
  */
 export class SubmitQueue implements ReplyHandler {
   private readonly jobs = new Fifo<JobControl>();

@@ -10,8 +10,9 @@ export interface SubmitOptions {
   background?: boolean;
   priority?: JobPriority;
   /**
-   * Unique key (at most 63 bytes): jobs with the same function and unique coalesce into one (R2).
-   * A background job without one is sent with a random UUID, so persistent queues keep every job.
+   * Unique key (at most 63 bytes): jobs with the same function and unique coalesce into one
+   * (docs/gearmand-behaviour.md#coalescing). A background job without one is sent with a random
+   * UUID, so persistent queues keep every job.
    */
   unique?: string;
   /** Run at this time (seconds since the epoch, or a Date): always a background job. */
@@ -87,8 +88,9 @@ export function buildSubmitRequest(
   const retries = unique && options.retry ? (options.retry === true ? ENGINE_DEFAULTS.retries : Math.max(0, options.retry)) : 0;
   // A background job without a unique gets a random one on the wire, as libgearman does:
   // gearmand's persistent queues key jobs by unique, so jobs with an empty one overwrite each
-  // other and all but one are lost on a restart (R12). Like an empty unique it never coalesces;
-  // the request's `unique` stays empty, so routing and retry treat the job as one without a unique.
+  // other and all but one are lost on a restart (docs/gearmand-behaviour.md#persistent-queues).
+  // Like an empty unique it never coalesces; the request's `unique` stays empty, so routing and
+  // retry treat the job as one without a unique.
   const wireUnique = background && unique === '' ? newUnique() : unique;
   let type: number;
   let args: PacketArg[];

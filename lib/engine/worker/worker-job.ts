@@ -73,7 +73,10 @@ export class WorkerJob {
     this.end(PacketType.WORK_FAIL, [this.handle]);
   }
 
-  /** WORK_EXCEPTION: ends the job in gearmand 1.1.20, so no WORK_FAIL follows (R9). */
+  /**
+   * WORK_EXCEPTION: ends the job in gearmand 1.1.20, so no WORK_FAIL follows
+   * (docs/gearmand-behaviour.md#work_exception).
+   */
   exception(data: PacketArg): void {
     this.end(PacketType.WORK_EXCEPTION, [this.handle, data]);
   }

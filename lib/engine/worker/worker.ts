@@ -25,7 +25,8 @@ export interface GearmanWorkerOptions extends ConnectionOptions {
   grab?: 'uniq' | 'all';
   /**
    * Milliseconds between safety GRABs while asleep (default 5000): gearmand 1.1.20 wakes no worker
-   * when a scheduled (epoch) job falls due (R7). 0 turns it off.
+   * when a scheduled (epoch) job falls due (docs/gearmand-behaviour.md#waking-workers). 0 turns it
+   * off.
    */
   pollInterval?: number;
   /** How a throwing handler is reported (default `exception`; see README on foreign callers). */
@@ -34,9 +35,10 @@ export interface GearmanWorkerOptions extends ConnectionOptions {
 
 export interface RegisterOptions {
   /**
-   * CAN_DO_TIMEOUT in ms: gearmand requeues the job (it does not fail it) when it runs longer (R8).
-   * gearmand keeps one timer per connection and clears it on PRE_SLEEP, which a worker with free
-   * slots sends while a job runs: only a worker with `maxJobs: 1` can rely on it.
+   * CAN_DO_TIMEOUT in ms: gearmand requeues the job (it does not fail it) when it runs longer
+   * (docs/gearmand-behaviour.md#can_do_timeout). gearmand keeps one timer per connection and clears
+   * it on PRE_SLEEP, which a worker with free slots sends while a job runs: only a worker with
+   * `maxJobs: 1` can rely on it.
    */
   timeout?: number;
   /** Overrides the worker's `errorMode` for this function. */
@@ -67,6 +69,7 @@ export interface GearmanWorkerEvents {
  * sleeps with PRE_SLEEP when there is no work.
  */
 export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
+  /** @internal one per server, in the order given; users see `servers` and the events. */
   readonly connections: readonly GearmanConnection[];
   /** One per connection, in server order. */
   private readonly states: GrabState[];
@@ -200,8 +203,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
 
   /**
    * Graceful stop: no more GRABs, waits up to `timeout` ms (default 10 s) for running jobs, then
-   * closes. Jobs still running then are left to gearmand, which requeues them (R3): none is lost.
-   * Resolves with the number of jobs abandoned that way.
+   * closes. Jobs still running then are left to gearmand, which requeues them
+   * (docs/gearmand-behaviour.md#lost-workers): none is lost. Resolves with the number of jobs
+   * abandoned that way.
    */
   async close(timeout: number = ENGINE_DEFAULTS.closeTimeout): Promise<number> {
     if (this.closed) return 0;
@@ -234,7 +238,8 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
 
   private sendCanDo(state: GrabState, name: string, options: RegisterOptions): void {
     if (options.timeout !== undefined) {
-      // Milliseconds in ASCII: what gearmand parses (several libraries send seconds or binary; R8).
+      // Milliseconds in ASCII: what gearmand parses (several libraries send seconds or binary;
+      // docs/gearmand-behaviour.md#can_do_timeout).
       state.conn.send(PacketType.CAN_DO_TIMEOUT, [name, String(options.timeout)]);
     } else {
       state.conn.send(PacketType.CAN_DO, [name]);
@@ -244,7 +249,8 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private onDisconnect(state: GrabState): void {
     this.grabsOut -= state.grabs;
     state.grabs = 0;
-    // gearmand requeues what this connection held (R3); the handlers may finish, but cannot report.
+    // gearmand requeues what this connection held (docs/gearmand-behaviour.md#lost-workers); the
+    // handlers may finish, but cannot report.
     for (const control of this.running.values()) if (control.conn === state.conn) control.lost = true;
   }
 
@@ -272,7 +278,8 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         state.window = this.wakeWindow;
         break;
       case PacketType.ERROR:
-        // E.g. JOB_NOT_FOUND for a result of a job gearmand had requeued after CAN_DO_TIMEOUT (R8).
+        // E.g. JOB_NOT_FOUND for a result of a job gearmand had requeued after CAN_DO_TIMEOUT
+        // (docs/gearmand-behaviour.md#can_do_timeout).
         if (this.listenerCount('error') > 0) this.emit('error', state.conn.serverError(packet));
         return;
       default:
@@ -334,7 +341,10 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.rotate = (this.rotate + 1) % n;
   }
 
-  /** Safety GRAB on sleeping connections: epoch jobs falling due wake nobody in gearmand 1.1.20 (R7). */
+  /**
+   * Safety GRAB on sleeping connections: epoch jobs falling due wake nobody in gearmand 1.1.20
+   * (docs/gearmand-behaviour.md#waking-workers).
+   */
   private poll(): void {
     if (this.stopping) return;
     for (const state of this.states) {

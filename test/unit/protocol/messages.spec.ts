@@ -20,7 +20,10 @@ function received(type: number, args: readonly PacketArg[]): { packet: Packet; w
 }
 const packet = (type: number, args: readonly PacketArg[]) => received(type, args).packet;
 
-/** A WORK_FAIL payload as gearmand writes it from an exception: the handle and a trailing NUL (R9). */
+/**
+ * A WORK_FAIL payload as gearmand writes it from an exception: the handle and a trailing NUL
+ * (docs/gearmand-behaviour.md#work_exception).
+ */
 function workFailWithNul(handle: string): Packet {
   const payload = Buffer.from(`${handle}\0`, 'latin1');
   const wire = Buffer.concat([Buffer.from([0, 0x52, 0x45, 0x53, 0, 0, 0, PacketType.WORK_FAIL, 0, 0, 0, payload.length]), payload]);
