@@ -18,16 +18,21 @@ export {
 } from './nest/gearman.module.js';
 export { GEARMAN_CLIENT, GEARMAN_TRANSPORT } from './nest/constants.js';
 export { GearmanContext } from './nest/ctx-host/gearman.context.js';
-export { GearmanRecord, GearmanRecordBuilder, type GearmanRecordOptions } from './nest/record-builders/gearman.record-builder.js';
+export {
+  GearmanRecord,
+  GearmanRecordBuilder,
+  type GearmanRecordOptions,
+} from './nest/record-builders/gearman.record-builder.js';
 export { type GearmanEvents, GearmanStatus } from './nest/events/gearman.events.js';
 export type { GearmanClientProxyOptions, GearmanPatternExtras, GearmanServerOptions } from './nest/interfaces.js';
 export { type GearmanCodec, GearmanCodecError, type GearmanCodecOption } from './nest/codecs.js';
 export { GearmanRpcError } from './nest/errors.js';
+export { GearmanAdminModule, type GearmanAdminModuleAsyncOptions } from './nest/admin/gearman-admin.module.js';
 export {
-  GearmanAdminModule,
-  type GearmanAdminModuleAsyncOptions,
-} from './nest/admin/gearman-admin.module.js';
-export { GearmanAdminService, type GearmanAdminModuleOptions, type ServerPing } from './nest/admin/gearman-admin.service.js';
+  GearmanAdminService,
+  type GearmanAdminModuleOptions,
+  type ServerPing,
+} from './nest/admin/gearman-admin.service.js';
 export {
   type BackoffOptions,
   type ErrorMode,

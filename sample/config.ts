@@ -16,7 +16,8 @@ export function gearmanServers(env: Env = process.env): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  if (servers.length === 0) throw new Error(`GEARMAN_SERVERS=${JSON.stringify(raw)} names no server: use e.g. 127.0.0.1:4730,127.0.0.1:4731`);
+  if (servers.length === 0)
+    throw new Error(`GEARMAN_SERVERS=${JSON.stringify(raw)} names no server: use e.g. 127.0.0.1:4730,127.0.0.1:4731`);
   return servers;
 }
 
@@ -24,7 +25,8 @@ export function httpPort(env: Env = process.env): number {
   const raw = env.PORT?.trim();
   if (!raw) return DEFAULT_PORT;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT=${JSON.stringify(raw)} is not a TCP port (0-65535)`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT=${JSON.stringify(raw)} is not a TCP port (0-65535)`);
   return port;
 }
 

@@ -34,7 +34,6 @@ const STOP_GRACE_MS = 10_000;
 const started = [];
 let stopping = false;
 
-
 // ---------------------------------------------------------------------------------------------
 // 3. build
 
@@ -130,7 +129,9 @@ function startProcess(name, command, args, options = {}) {
   entry.exit.then(() => {
     if (stopping) return;
     if (name.startsWith('gearmand')) {
-      log(`${name} (pid ${entry.pid}) stopped (${entry.exitInfo}); the worker and the gateway keep trying to reconnect to it.`);
+      log(
+        `${name} (pid ${entry.pid}) stopped (${entry.exitInfo}); the worker and the gateway keep trying to reconnect to it.`,
+      );
     } else if (entry.ready) {
       log(`${name} (pid ${entry.pid}) stopped unexpectedly (${entry.exitInfo}): stopping everything.`);
       void shutdown(1);
@@ -143,12 +144,20 @@ async function startGearmand(bin, index) {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'nestjs-gearman-sample-'));
   const name = `gearmand-${index + 1}`;
-  const entry = startProcess(name, bin, ['-L', HOST, '-p', String(port), '-t', '1', '-l', join(dir, 'gearmand.log'), '--verbose=WARNING'], { dir });
+  const entry = startProcess(
+    name,
+    bin,
+    ['-L', HOST, '-p', String(port), '-t', '1', '-l', join(dir, 'gearmand.log'), '--verbose=WARNING'],
+    { dir },
+  );
   entry.port = port;
   entry.address = `${HOST}:${port}`;
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (entry.exited) throw fail(`${name} exited at start (${entry.exitInfo}); its log is in ${dir}/gearmand.log. ${entry.output.trim()}`);
+    if (entry.exited)
+      throw fail(
+        `${name} exited at start (${entry.exitInfo}); its log is in ${dir}/gearmand.log. ${entry.output.trim()}`,
+      );
     try {
       // getpid proves that the server on this port is ours, not another gearmand that took the port.
       const reply = await adminLine(port, 'getpid', 500);
@@ -162,12 +171,16 @@ async function startGearmand(bin, index) {
     }
     await delay(50);
   }
-  throw fail(`${name} did not answer on ${entry.address} within ${START_TIMEOUT_MS / 1000} s; see ${dir}/gearmand.log.`);
+  throw fail(
+    `${name} did not answer on ${entry.address} within ${START_TIMEOUT_MS / 1000} s; see ${dir}/gearmand.log.`,
+  );
 }
 
 /** Starts a compiled sample entry and waits for the log line that says it is ready. */
 async function startNode(name, file, env, readyLine) {
-  const entry = startProcess(name, process.execPath, [join(ROOT, 'dist-sample', file)], { env: { ...process.env, ...env } });
+  const entry = startProcess(name, process.execPath, [join(ROOT, 'dist-sample', file)], {
+    env: { ...process.env, ...env },
+  });
   const deadline = Date.now() + START_TIMEOUT_MS;
   // eslint-disable-next-line no-control-regex
   const plain = () => entry.output.replace(/\u001b\[[0-9;]*m/g, '');
@@ -232,7 +245,9 @@ async function shutdown(code) {
   for (const entry of reversed.filter((e) => !e.name.startsWith('gearmand'))) await stopEntry(entry, STOP_GRACE_MS);
   await Promise.all(reversed.filter((e) => e.name.startsWith('gearmand')).map((e) => stopEntry(e, 5000)));
   for (const entry of started) if (entry.dir) rmSync(entry.dir, { recursive: true, force: true });
-  log(`stopped: ${started.map((e) => `${e.name} (pid ${e.pid}, ${e.exitInfo || 'not running'})`).join(', ') || 'nothing was running'}`);
+  log(
+    `stopped: ${started.map((e) => `${e.name} (pid ${e.pid}, ${e.exitInfo || 'not running'})`).join(', ') || 'nothing was running'}`,
+  );
   process.exit(code);
 }
 
@@ -306,7 +321,12 @@ async function main() {
   const servers = gearmands.map((g) => g.address).join(',');
   log(`gearmand running on ${servers}`);
 
-  const { entry: worker } = await startNode('worker', 'worker.main.js', { GEARMAN_SERVERS: servers }, /Gearman worker ready/);
+  const { entry: worker } = await startNode(
+    'worker',
+    'worker.main.js',
+    { GEARMAN_SERVERS: servers },
+    /Gearman worker ready/,
+  );
 
   let port = process.env.PORT ? Number(process.env.PORT) : DEFAULT_PORT;
   if (!process.env.PORT && (await probePort(DEFAULT_PORT)) === undefined) {

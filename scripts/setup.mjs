@@ -47,21 +47,39 @@ export function run(cmd, args, options = {}) {
 }
 
 export function ensureDependencies() {
-  const needed = ['typescript', '@nestjs/core', '@nestjs/microservices', '@nestjs/platform-express', '@nestjs/terminus'];
+  const needed = [
+    'typescript',
+    '@nestjs/core',
+    '@nestjs/microservices',
+    '@nestjs/platform-express',
+    '@nestjs/terminus',
+  ];
   const missing = needed.filter((name) => !existsSync(join(ROOT, 'node_modules', name, 'package.json')));
   if (missing.length === 0) return;
   log(`npm dependencies missing (${missing.join(', ')}): installing them`);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   log(`$ npm ci`);
-  const ci = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+  const ci = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+  });
   if (ci.status === 0) return;
   // `npm ci` refuses a lock file that lacks entries for other platforms' optional packages (which
   // some registries cannot supply); `npm install --no-save` installs the locked tree all the same,
   // without rewriting package.json or package-lock.json.
-  const reason = (ci.stderr ?? ci.error?.message ?? '').split('\n').filter((l) => /npm error (code|Missing|`npm ci`)/.test(l)).slice(0, 4);
-  log(`npm ci failed${reason.length ? `:\n  ${reason.join('\n  ')}` : ''}\n${prefix} trying npm install --no-save instead`);
+  const reason = (ci.stderr ?? ci.error?.message ?? '')
+    .split('\n')
+    .filter((l) => /npm error (code|Missing|`npm ci`)/.test(l))
+    .slice(0, 4);
+  log(
+    `npm ci failed${reason.length ? `:\n  ${reason.join('\n  ')}` : ''}\n${prefix} trying npm install --no-save instead`,
+  );
   const retry = run(npm, ['install', '--no-save', '--no-audit', '--no-fund']);
-  if (!retry.ok) throw fail(`Could not install the npm dependencies (${retry.error}). Run \`npm install\` in ${ROOT} and try again.`);
+  if (!retry.ok)
+    throw fail(
+      `Could not install the npm dependencies (${retry.error}). Run \`npm install\` in ${ROOT} and try again.`,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,7 +87,14 @@ export function ensureDependencies() {
 
 export function findGearmand() {
   if (process.env.GEARMAND) return existsSync(process.env.GEARMAND) ? process.env.GEARMAND : undefined;
-  const dirs = ['/usr/sbin', '/usr/local/sbin', '/usr/bin', '/usr/local/bin', '/opt/homebrew/sbin', '/opt/homebrew/bin'];
+  const dirs = [
+    '/usr/sbin',
+    '/usr/local/sbin',
+    '/usr/bin',
+    '/usr/local/bin',
+    '/opt/homebrew/sbin',
+    '/opt/homebrew/bin',
+  ];
   dirs.push(...(process.env.PATH ?? '').split(delimiter).filter(Boolean));
   return dirs.map((d) => join(d, 'gearmand')).find((p) => existsSync(p));
 }
@@ -93,7 +118,9 @@ export function ensureGearmand(withTools = false) {
       const installed = findGearmand();
       if (installed && (!withTools || onPath('gearman'))) return installed;
     }
-    throw fail(`apt-get could not install ${packages.join(' ')} (see above). Install them yourself, then run \`${command}\` again.`);
+    throw fail(
+      `apt-get could not install ${packages.join(' ')} (see above). Install them yourself, then run \`${command}\` again.`,
+    );
   }
   const lines = [`gearmand (the Gearman job server) is not installed. Install it, then run \`${command}\` again:`];
   if (hasApt) lines.push(`  sudo apt-get update && sudo apt-get install -y ${packages.join(' ')}`);

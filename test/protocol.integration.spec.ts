@@ -105,7 +105,13 @@ describe('binary protocol against gearmand', () => {
     const worker = await client();
     worker.send(PacketType.CAN_DO, [fn]);
     worker.send(PacketType.GRAB_JOB_ALL, []);
-    expect(str(await worker.expect(PacketType.JOB_ASSIGN_ALL))).toEqual([handle, fn, 'uniq-reduce', 'reducer-fn', 'a b c']);
+    expect(str(await worker.expect(PacketType.JOB_ASSIGN_ALL))).toEqual([
+      handle,
+      fn,
+      'uniq-reduce',
+      'reducer-fn',
+      'a b c',
+    ]);
   });
 
   it('answers GET_STATUS_UNIQUE with STATUS_RES_UNIQUE whose first field is the unique, and GET_STATUS with STATUS_RES', async () => {
@@ -249,7 +255,12 @@ describe('admin protocol against gearmand', () => {
     parseOk(await adm.lines(`cancel job ${cancel}`));
     // gearmand 1.1.20 only marks the job: still listed and counted, no longer queued.
     let jobs = parseShowJobs(await adm.lines('show jobs'));
-    expect(jobs.find((j) => j.handle === cancel)).toEqual({ handle: cancel, retries: 0, ignoreJob: true, queued: false });
+    expect(jobs.find((j) => j.handle === cancel)).toEqual({
+      handle: cancel,
+      retries: 0,
+      ignoreJob: true,
+      queued: false,
+    });
     expect(jobs.find((j) => j.handle === keep)).toMatchObject({ ignoreJob: false, queued: true });
     expect(parseStatus(await adm.lines('status')).find((s) => s.function === fn)?.total).toBe(2);
     parseOk(await adm.lines(`cancel job ${cancel}`));

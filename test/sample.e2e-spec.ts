@@ -34,7 +34,10 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
 
   async function startWorker(): Promise<INestMicroservice> {
     const module = await Test.createTestingModule({ imports: [WorkerModule] }).compile();
-    const app = module.createNestMicroservice({ strategy: createWorkerTransport(servers, { logger: false }), logger: false });
+    const app = module.createNestMicroservice({
+      strategy: createWorkerTransport(servers, { logger: false }),
+      logger: false,
+    });
     await app.listen();
     return app;
   }
@@ -53,7 +56,9 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
     servers = gearmanServers({ GEARMAN_SERVERS: `${g1.address}, ${g2.address}` });
     worker = await startWorker();
     shared.defer(() => stopWorker());
-    const module = await Test.createTestingModule({ imports: [GatewayModule.forRoot({ servers, healthLogs: false })] }).compile();
+    const module = await Test.createTestingModule({
+      imports: [GatewayModule.forRoot({ servers, healthLogs: false })],
+    }).compile();
     gateway = module.createNestApplication({ logger: false });
     await gateway.init();
     shared.defer(() => gateway.close());
@@ -71,13 +76,22 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
 
   describe('POST /math/sum (request/response)', () => {
     it('answers the sum', async () => {
-      const res = await request(http).post('/math/sum').send({ numbers: [1, 2, 3.5] }).expect(200);
+      const res = await request(http)
+        .post('/math/sum')
+        .send({ numbers: [1, 2, 3.5] })
+        .expect(200);
       expect(res.body).toEqual({ sum: 6.5 });
     });
 
     it('400 with the worker error when an item is not a number', async () => {
-      const res = await request(http).post('/math/sum').send({ numbers: [1, 'two'] }).expect(400);
-      expect(res.body).toEqual({ code: 'BAD_REQUEST', message: 'math.sum takes a JSON array of numbers, e.g. [1, 2, 3]' });
+      const res = await request(http)
+        .post('/math/sum')
+        .send({ numbers: [1, 'two'] })
+        .expect(400);
+      expect(res.body).toEqual({
+        code: 'BAD_REQUEST',
+        message: 'math.sum takes a JSON array of numbers, e.g. [1, 2, 3]',
+      });
     });
 
     it('400 from the gateway when the body has no numbers', async () => {
@@ -109,7 +123,10 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
 
   describe('POST /emails (background job)', () => {
     it('202 with the job handle; the worker sends the email', async () => {
-      const res = await request(http).post('/emails').send({ to: 'ada@example.com', subject: 'Welcome', body: 'Hi Ada' }).expect(202);
+      const res = await request(http)
+        .post('/emails')
+        .send({ to: 'ada@example.com', subject: 'Welcome', body: 'Hi Ada' })
+        .expect(202);
       expect(res.body).toEqual({ queued: true, handle: expect.stringMatching(/^H:/) });
       const outbox = worker!.get(EmailOutbox);
       const sent = await eventually(
@@ -121,7 +138,12 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
         5000,
         'the worker to send the email',
       );
-      expect(sent).toMatchObject({ to: 'ada@example.com', subject: 'Welcome', body: 'Hi Ada', handle: res.body.handle });
+      expect(sent).toMatchObject({
+        to: 'ada@example.com',
+        subject: 'Welcome',
+        body: 'Hi Ada',
+        handle: res.body.handle,
+      });
       expect(servers).toContain(sent.server);
     });
 
@@ -132,7 +154,13 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
 
   describe('POST /orders/validate (RpcException)', () => {
     it('200 with the validation of a good order', async () => {
-      const order = { id: 'A-1', lines: [{ sku: 'pen', quantity: 2, price: 150 }, { sku: 'pad', quantity: 1, price: 400 }] };
+      const order = {
+        id: 'A-1',
+        lines: [
+          { sku: 'pen', quantity: 2, price: 150 },
+          { sku: 'pad', quantity: 1, price: 400 },
+        ],
+      };
       const res = await request(http).post('/orders/validate').send(order).expect(200);
       expect(res.body).toEqual({ id: 'A-1', valid: true, total: 700 });
     });
@@ -184,9 +212,17 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
       for (const name of ['math.sum', 'report.generate', 'email.send', 'orders.validate', 'text.upper']) {
         expect(fn(res.body, name)).toMatchObject({ total: 0, running: 0, workers: 2 });
       }
-      const sampleWorkers = res.body.workers.filter((w: { clientId?: string }) => w.clientId === 'nestjs-gearman-sample-worker');
+      const sampleWorkers = res.body.workers.filter(
+        (w: { clientId?: string }) => w.clientId === 'nestjs-gearman-sample-worker',
+      );
       expect(sampleWorkers.map((w: { server: string }) => w.server).sort()).toEqual([...servers].sort());
-      expect(sampleWorkers[0].functions.sort()).toEqual(['email.send', 'math.sum', 'orders.validate', 'report.generate', 'text.upper']);
+      expect(sampleWorkers[0].functions.sort()).toEqual([
+        'email.send',
+        'math.sum',
+        'orders.validate',
+        'report.generate',
+        'text.upper',
+      ]);
     });
 
     it('background jobs wait in the queues while no worker runs, and drain when one starts', async () => {
@@ -229,7 +265,10 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
   });
 
   describe('GET /health', () => {
-    type Health = { status: number; body: { status: string; details: { gearman: { status: string; servers: Record<string, { status: string }> } } } };
+    type Health = {
+      status: number;
+      body: { status: string; details: { gearman: { status: string; servers: Record<string, { status: string }> } } };
+    };
 
     async function healthUntil(expected: (h: Health) => boolean, what: string): Promise<Health> {
       return eventually(
@@ -260,7 +299,10 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
         { server: g2.address, up: false, error: expect.any(String) },
       ]);
       // The gateway and the worker keep working through the server that is left.
-      await request(http).post('/math/sum').send({ numbers: [20, 22] }).expect(200, { sum: 42 });
+      await request(http)
+        .post('/math/sum')
+        .send({ numbers: [20, 22] })
+        .expect(200, { sum: 42 });
 
       await g1.server.stop();
       const down = await healthUntil((h) => h.status === 503, '/health down (503)');
@@ -275,7 +317,10 @@ describe('sample application (worker + HTTP gateway) on two gearmands', () => {
       // The worker and the gateway's client reconnected by themselves.
       await eventually(
         async () => {
-          await request(http).post('/math/sum').send({ numbers: [1, 1] }).expect(200, { sum: 2 });
+          await request(http)
+            .post('/math/sum')
+            .send({ numbers: [1, 1] })
+            .expect(200, { sum: 2 });
           const res = await request(http).get('/admin/status').expect(200);
           expect(fn(res.body, 'math.sum')).toMatchObject({ workers: 2 });
           return true;

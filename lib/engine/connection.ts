@@ -169,7 +169,9 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       const timer = setTimeout(
         () =>
           reject(
-            new GearmanTimeoutError(`No reply to ${packetName(type)} from gearmand at ${this.address} within ${timeoutMs} ms: is it overloaded or unreachable?`),
+            new GearmanTimeoutError(
+              `No reply to ${packetName(type)} from gearmand at ${this.address} within ${timeoutMs} ms: is it overloaded or unreachable?`,
+            ),
           ),
         timeoutMs,
       );
@@ -228,7 +230,12 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       this.server,
       this.settings,
       (s) => this.onOpen(s),
-      tls ? undefined : { buffer: () => this.nextReadBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(socket, n, buf) },
+      tls
+        ? undefined
+        : {
+            buffer: () => this.nextReadBuffer(),
+            callback: (n: number, buf: Uint8Array) => this.onRead(socket, n, buf),
+          },
     );
     this.socket = socket;
     if (tls) socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
@@ -307,9 +314,14 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     const closed = this.state === 'closed';
     const error = closed
       ? this.closedError()
-      : new GearmanConnectionError('CONNECTION_LOST', `Lost the connection to gearmand at ${this.address}`, this.address, {
-          cause: this.lastError,
-        });
+      : new GearmanConnectionError(
+          'CONNECTION_LOST',
+          `Lost the connection to gearmand at ${this.address}`,
+          this.address,
+          {
+            cause: this.lastError,
+          },
+        );
     this.failPending(error);
     if (closed) {
       this.emit('disconnected', this.address, undefined);
@@ -339,7 +351,11 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   }
 
   private closedError(): GearmanConnectionError {
-    return new GearmanConnectionError('CLOSED', `The connection to gearmand at ${this.address} was closed`, this.address);
+    return new GearmanConnectionError(
+      'CLOSED',
+      `The connection to gearmand at ${this.address} was closed`,
+      this.address,
+    );
   }
 
   private dispatch(packet: Packet): void {
@@ -385,7 +401,10 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private protocolConfusion(message: string): void {
     if (this.listenerCount('error') > 0) {
-      this.emit('error', new GearmanConnectionError('CONNECTION_LOST', `${message} (gearmand at ${this.address})`, this.address));
+      this.emit(
+        'error',
+        new GearmanConnectionError('CONNECTION_LOST', `${message} (gearmand at ${this.address})`, this.address),
+      );
     }
   }
 
@@ -400,7 +419,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private flush(): void {
     const socket = this.socket;
-    if (!socket || this.writer.pendingBytes === 0 || this.state === 'connecting' || this.state === 'reconnecting') return;
+    if (!socket || this.writer.pendingBytes === 0 || this.state === 'connecting' || this.state === 'reconnecting')
+      return;
     // Past the high-water mark, the rest waits for 'drain'; below it, small packets (a GRAB behind a
     // large WORK_COMPLETE) go to the socket at once instead of waiting for the large one to leave.
     if (this.waitingDrain && socket.writableLength > this.settings.highWaterMark) return;

@@ -2,18 +2,8 @@
  * `nestjs-gearman/engine`: the Gearman client, worker and admin client without Nest. Every name
  * here is public API; what is not listed is internal and may change in any release.
  */
-export {
-  GearmanClient,
-  type GearmanClientEvents,
-  type GearmanClientOptions,
-} from './client/client.js';
-export {
-  GearmanJob,
-  type GearmanJobEvents,
-  type JobPriority,
-  type JobState,
-  type JobStatus,
-} from './client/job.js';
+export { GearmanClient, type GearmanClientEvents, type GearmanClientOptions } from './client/client.js';
+export { GearmanJob, type GearmanJobEvents, type JobPriority, type JobState, type JobStatus } from './client/job.js';
 export type { SubmitOptions } from './client/submit-request.js';
 export type { ServerStrategy } from './server-pool.js';
 export {

@@ -72,8 +72,14 @@ export function resolveConnectionOptions(options: ConnectionOptions = {}): Resol
     connectTimeout: positiveInt('connectTimeout', options.connectTimeout, ENGINE_DEFAULTS.connectTimeout),
     reconnect,
     maxPacketSize: positiveInt('maxPacketSize', options.maxPacketSize, ENGINE_DEFAULTS.maxPacketSize, 0xffffffff),
-    highWaterMark: positiveInt('highWaterMark', options.highWaterMark, ENGINE_DEFAULTS.highWaterMark, Number.MAX_SAFE_INTEGER),
-    keepAlive: keepAlive === false ? false : positiveInt('keepAlive', keepAlive, ENGINE_DEFAULTS.keepAlive, MAX_TIMER, 0),
+    highWaterMark: positiveInt(
+      'highWaterMark',
+      options.highWaterMark,
+      ENGINE_DEFAULTS.highWaterMark,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    keepAlive:
+      keepAlive === false ? false : positiveInt('keepAlive', keepAlive, ENGINE_DEFAULTS.keepAlive, MAX_TIMER, 0),
     clientId: options.clientId,
   };
 }
@@ -82,7 +88,13 @@ export function resolveConnectionOptions(options: ConnectionOptions = {}): Resol
 export const MAX_TIMER = 2 ** 31 - 1;
 
 /** `value` (or `fallback` when undefined) as a whole number in [min, max]; anything else is INVALID_ARGUMENT. */
-export function positiveInt(name: string, value: number | undefined, fallback: number, max = MAX_TIMER, min = 1): number {
+export function positiveInt(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  max = MAX_TIMER,
+  min = 1,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw invalidArgument(`${name} must be a whole number from ${min} to ${max}, got ${String(value)}`);

@@ -66,7 +66,11 @@ export class ServerPool {
     return this.connections.some((c) => c.connected);
   }
 
-  private byHash(unique: string, exclude: ReadonlySet<GearmanConnection> | undefined, patient: boolean): GearmanConnection | undefined {
+  private byHash(
+    unique: string,
+    exclude: ReadonlySet<GearmanConnection> | undefined,
+    patient: boolean,
+  ): GearmanConnection | undefined {
     const start = this.ringIndex(hash32(unique));
     const tried = new Set<number>();
     for (let i = 0; i < this.ring.length && tried.size < this.connections.length; i++) {

@@ -33,7 +33,9 @@ export function resolveServers(
     const s = typeof spec === 'string' ? parseAddress(spec) : { ...spec };
     const port = s.port ?? DEFAULT_PORT;
     if (!s.host || !Number.isInteger(port) || port <= 0 || port > 65535) {
-      throw invalidArgument(`Invalid Gearman server ${JSON.stringify(spec)}: expected "host:port" with a port from 1 to 65535`);
+      throw invalidArgument(
+        `Invalid Gearman server ${JSON.stringify(spec)}: expected "host:port" with a port from 1 to 65535`,
+      );
     }
     const address = s.host.includes(':') ? `[${s.host}]:${port}` : `${s.host}:${port}`;
     if (seen.has(address)) throw invalidArgument(`Gearman server ${address} is listed twice`);

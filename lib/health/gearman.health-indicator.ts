@@ -41,7 +41,10 @@ export class GearmanHealthIndicator {
       return session.down({ message: (err as Error).message });
     }
     const servers = Object.fromEntries(
-      pings.map((p) => [p.server, p.up ? { status: 'up', latencyMs: p.latencyMs } : { status: 'down', error: p.error }]),
+      pings.map((p) => [
+        p.server,
+        p.up ? { status: 'up', latencyMs: p.latencyMs } : { status: 'down', error: p.error },
+      ]),
     );
     const upCount = pings.filter((p) => p.up).length;
     if (upCount === 0) return session.down({ message: 'no gearmand server answers', servers });
@@ -49,7 +52,10 @@ export class GearmanHealthIndicator {
     const problems = options.functions ? await this.checkFunctions(options.functions) : [];
     if (problems.length > 0) return session.down({ message: problems.join('; '), servers });
     if (upCount < pings.length) {
-      return session.degraded({ message: `${pings.length - upCount} of ${pings.length} gearmand servers do not answer`, servers });
+      return session.degraded({
+        message: `${pings.length - upCount} of ${pings.length} gearmand servers do not answer`,
+        servers,
+      });
     }
     return session.up({ servers });
   }

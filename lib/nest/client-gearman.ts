@@ -162,7 +162,8 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
    */
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     // Nil pattern or data: Nest's own InvalidMessageException.
-    if (pattern === null || pattern === undefined || data === null || data === undefined) return super.send(pattern, data);
+    if (pattern === null || pattern === undefined || data === null || data === undefined)
+      return super.send(pattern, data);
     return new Observable<TResult>((observer) => {
       const callback = this.createObserver(observer);
       if (this.ready) return this.publish(this.createPacket(pattern, data), callback);
@@ -206,7 +207,8 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
    */
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     // Nil pattern or data: Nest's own InvalidMessageException.
-    if (pattern === null || pattern === undefined || data === null || data === undefined) return super.emit(pattern, data);
+    if (pattern === null || pattern === undefined || data === null || data === undefined)
+      return super.emit(pattern, data);
     const result = new Subject<TResult>();
     const dispatch = (): void => {
       this.dispatchEvent<TResult>(this.createPacket(pattern, data)).then(
@@ -321,7 +323,9 @@ function encode(codec: GearmanCodec, value: unknown): Buffer {
     return codec.encode(value);
   } catch (err) {
     if (err instanceof GearmanError) throw err;
-    throw new GearmanCodecError(`The ${codec.name} codec could not write the payload: ${(err as Error).message}`, { cause: err });
+    throw new GearmanCodecError(`The ${codec.name} codec could not write the payload: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

@@ -56,7 +56,9 @@ export const jsonCodec: GearmanCodec = {
       return JSON.parse(data.toString('utf8'));
     } catch {
       const preview = data.toString('utf8', 0, Math.min(40, data.length));
-      throw new GearmanCodecError(`payload is not valid JSON (${data.length} bytes, starting ${JSON.stringify(preview)})`);
+      throw new GearmanCodecError(
+        `payload is not valid JSON (${data.length} bytes, starting ${JSON.stringify(preview)})`,
+      );
     }
   },
 };
@@ -79,8 +81,11 @@ export function resolveCodec(option: GearmanCodecOption | undefined): GearmanCod
   if (option === undefined || option === 'json') return jsonCodec;
   if (option === 'text') return textCodec;
   if (option === 'raw') return rawCodec;
-  if (typeof option === 'object' && typeof option.encode === 'function' && typeof option.decode === 'function') return option;
-  throw new GearmanCodecError(`Unknown codec ${JSON.stringify(option)}: use 'json', 'text', 'raw' or an object with encode and decode`);
+  if (typeof option === 'object' && typeof option.encode === 'function' && typeof option.decode === 'function')
+    return option;
+  throw new GearmanCodecError(
+    `Unknown codec ${JSON.stringify(option)}: use 'json', 'text', 'raw' or an object with encode and decode`,
+  );
 }
 
 /**

@@ -103,7 +103,10 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       errorMode: extras.errorMode ?? this.options.errorMode ?? 'exception',
     };
     this.routes.set(pattern, route);
-    this.worker.register(pattern, (job) => this.handleJob(job, route), { timeout: extras.timeout, errorMode: route.errorMode });
+    this.worker.register(pattern, (job) => this.handleJob(job, route), {
+      timeout: extras.timeout,
+      errorMode: route.errorMode,
+    });
     const maxJobs = this.options.maxJobs ?? DEFAULT_MAX_JOBS;
     if (extras.timeout !== undefined && maxJobs > 1) {
       // gearmand 1.1.20 keeps one CAN_DO_TIMEOUT timer per connection and clears it on PRE_SLEEP,
@@ -141,7 +144,9 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       this.reportError(job, route, { status: 'error', message });
       return Promise.resolve();
     }
-    return route.handler.isEventHandler ? this.runEvent(job, route, data, context) : this.runMessage(job, route, data, context);
+    return route.handler.isEventHandler
+      ? this.runEvent(job, route, data, context)
+      : this.runMessage(job, route, data, context);
   }
 
   /**
@@ -215,7 +220,9 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
    */
   private reply(job: WorkerJob, route: Route, result: unknown, runEndHook: () => void): Promise<void> | undefined {
     if (isObservable(result)) {
-      return new Promise<void>((resolve) => this.send(result.pipe(finalize(runEndHook)), this.responder(job, route, resolve)));
+      return new Promise<void>((resolve) =>
+        this.send(result.pipe(finalize(runEndHook)), this.responder(job, route, resolve)),
+      );
     }
     runEndHook();
     this.complete(job, route, result);
@@ -280,7 +287,9 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       job.fail();
       return;
     }
-    job.exception(typeof err === 'string' ? err : (safeJson(err) ?? JSON.stringify({ status: 'error', message: describe(err) })));
+    job.exception(
+      typeof err === 'string' ? err : (safeJson(err) ?? JSON.stringify({ status: 'error', message: describe(err) })),
+    );
   }
 }
 

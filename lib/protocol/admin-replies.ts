@@ -102,7 +102,10 @@ export class AdminReplyReader {
   private line(line: string): void {
     const shape = this.shapes[0];
     if (shape === undefined) {
-      throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Unexpected admin reply line: ${JSON.stringify(line.slice(0, 80))}`);
+      throw new GearmanProtocolError(
+        'BAD_ADMIN_REPLY',
+        `Unexpected admin reply line: ${JSON.stringify(line.slice(0, 80))}`,
+      );
     }
     if (shape === 'line' ? line.startsWith('ERR') : this.lines.length === 0 && isListError(line)) {
       this.shapes.shift();
@@ -147,16 +150,18 @@ export interface FunctionStatus {
 }
 
 export function parseStatus(lines: string[]): FunctionStatus[] {
-  return lines.filter((l) => l !== '').map((line) => {
-    const f = line.split('\t');
-    if (f.length < 4) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad status line: ${JSON.stringify(line)}`);
-    return {
-      function: f[0],
-      total: int(f[1], 'status total'),
-      running: int(f[2], 'status running'),
-      workers: int(f[3], 'status workers'),
-    };
-  });
+  return lines
+    .filter((l) => l !== '')
+    .map((line) => {
+      const f = line.split('\t');
+      if (f.length < 4) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad status line: ${JSON.stringify(line)}`);
+      return {
+        function: f[0],
+        total: int(f[1], 'status total'),
+        running: int(f[2], 'status running'),
+        workers: int(f[3], 'status workers'),
+      };
+    });
 }
 
 /** One row of `prioritystatus`: queued jobs (not running) per priority. */
@@ -169,17 +174,20 @@ export interface FunctionPriorityStatus {
 }
 
 export function parsePriorityStatus(lines: string[]): FunctionPriorityStatus[] {
-  return lines.filter((l) => l !== '').map((line) => {
-    const f = line.split('\t');
-    if (f.length < 5) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad prioritystatus line: ${JSON.stringify(line)}`);
-    return {
-      function: f[0],
-      high: int(f[1], 'prioritystatus high'),
-      normal: int(f[2], 'prioritystatus normal'),
-      low: int(f[3], 'prioritystatus low'),
-      workers: int(f[4], 'prioritystatus workers'),
-    };
-  });
+  return lines
+    .filter((l) => l !== '')
+    .map((line) => {
+      const f = line.split('\t');
+      if (f.length < 5)
+        throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad prioritystatus line: ${JSON.stringify(line)}`);
+      return {
+        function: f[0],
+        high: int(f[1], 'prioritystatus high'),
+        normal: int(f[2], 'prioritystatus normal'),
+        low: int(f[3], 'prioritystatus low'),
+        workers: int(f[4], 'prioritystatus workers'),
+      };
+    });
 }
 
 /** One row of `workers`: every connection, clients and admin ones included. */
@@ -198,17 +206,19 @@ export interface WorkerInfo {
 const WORKERS_LINE = /^(\d+) (\S+) (.*?) :(?: (.*))?$/;
 
 export function parseWorkers(lines: string[]): WorkerInfo[] {
-  return lines.filter((l) => l !== '').map((line) => {
-    const m = WORKERS_LINE.exec(line);
-    if (!m) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad workers line: ${JSON.stringify(line)}`);
-    const [, fd, ip, clientId, functions = ''] = m;
-    return {
-      fd: int(fd, 'workers fd'),
-      ip,
-      clientId: clientId === '-' || clientId === '' ? undefined : clientId,
-      functions: functions.split(' ').filter(Boolean),
-    };
-  });
+  return lines
+    .filter((l) => l !== '')
+    .map((line) => {
+      const m = WORKERS_LINE.exec(line);
+      if (!m) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad workers line: ${JSON.stringify(line)}`);
+      const [, fd, ip, clientId, functions = ''] = m;
+      return {
+        fd: int(fd, 'workers fd'),
+        ip,
+        clientId: clientId === '-' || clientId === '' ? undefined : clientId,
+        functions: functions.split(' ').filter(Boolean),
+      };
+    });
 }
 
 /** One row of `show jobs`. */
@@ -229,16 +239,19 @@ export interface JobInfo {
 }
 
 export function parseShowJobs(lines: string[]): JobInfo[] {
-  return lines.filter((l) => l !== '').map((line) => {
-    const f = line.split('\t');
-    if (f.length < 4) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad show jobs line: ${JSON.stringify(line)}`);
-    return {
-      handle: f[0],
-      retries: int(f[1], 'show jobs retries'),
-      ignoreJob: f[2] !== '0',
-      queued: f[3] !== '0',
-    };
-  });
+  return lines
+    .filter((l) => l !== '')
+    .map((line) => {
+      const f = line.split('\t');
+      if (f.length < 4)
+        throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Bad show jobs line: ${JSON.stringify(line)}`);
+      return {
+        handle: f[0],
+        retries: int(f[1], 'show jobs retries'),
+        ignoreJob: f[2] !== '0',
+        queued: f[3] !== '0',
+      };
+    });
 }
 
 /** `show unique jobs`: one unique per job; jobs without one show as ''. */
@@ -249,7 +262,8 @@ export function parseShowUniqueJobs(lines: string[]): string[] {
 /** The text after `OK ` of a one-line reply (`version`, `verbose`). */
 export function parseOkValue(lines: string[]): string {
   const line = lines[0] ?? '';
-  if (!line.startsWith('OK')) throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Expected OK, got ${JSON.stringify(line)}`);
+  if (!line.startsWith('OK'))
+    throw new GearmanProtocolError('BAD_ADMIN_REPLY', `Expected OK, got ${JSON.stringify(line)}`);
   return line.slice(2).trim();
 }
 

@@ -107,12 +107,14 @@ export class PacketDecoder {
     const magic = this.magic;
     const max = this.maxPacketSize;
     // Worth its allocation only when the chunk holds many packets (socket reads of a busy stream).
-    const words = length - offset >= WORD_SCAN_MIN_CHUNK ? new DataView(chunk.buffer, chunk.byteOffset, length) : undefined;
+    const words =
+      length - offset >= WORD_SCAN_MIN_CHUNK ? new DataView(chunk.buffer, chunk.byteOffset, length) : undefined;
     while (length - offset >= HEADER_SIZE) {
       const type = u32(chunk, offset + 4);
       const size = u32(chunk, offset + 8);
       // The common case inline; readHeader raises the precise error otherwise.
-      if (u32(chunk, offset) !== magic || type > 0xff || ARG_COUNTS[type] < 0 || size > max) this.readHeader(chunk, offset);
+      if (u32(chunk, offset) !== magic || type > 0xff || ARG_COUNTS[type] < 0 || size > max)
+        this.readHeader(chunk, offset);
       const end = offset + HEADER_SIZE + size;
       if (end > length) {
         this.type = type;
@@ -150,7 +152,9 @@ export class PacketDecoder {
     if (this.size === 0) return this.finish(Buffer.alloc(0), offset);
     const size = this.size;
     const available = chunk.length - offset;
-    this.remainder = Buffer.allocUnsafe(size <= TRUSTED_SIZE ? size : Math.min(size, Math.max(MIN_REMAINDER, available)));
+    this.remainder = Buffer.allocUnsafe(
+      size <= TRUSTED_SIZE ? size : Math.min(size, Math.max(MIN_REMAINDER, available)),
+    );
     this.remainderFilled = 0;
     return this.fillRemainder(chunk, offset);
   }

@@ -47,9 +47,4 @@ export {
   parseWorkers,
   type WorkerInfo,
 } from './admin-replies.js';
-export {
-  GearmanError,
-  type GearmanErrorCode,
-  GearmanProtocolError,
-  type GearmanProtocolErrorCode,
-} from './errors.js';
+export { GearmanError, type GearmanErrorCode, GearmanProtocolError, type GearmanProtocolErrorCode } from './errors.js';

@@ -23,8 +23,11 @@ export class AdminController {
       this.admin.status().catch((): FunctionStatus[] => []),
       this.admin.workers().catch(() => []),
     ]);
-    const servers = byServer.map((r) => (r.ok ? { server: r.server, up: true } : { server: r.server, up: false, error: r.error.message }));
-    if (!servers.some((s) => s.up)) throw new ServiceUnavailableException({ message: 'no gearmand server answers', servers });
+    const servers = byServer.map((r) =>
+      r.ok ? { server: r.server, up: true } : { server: r.server, up: false, error: r.error.message },
+    );
+    if (!servers.some((s) => s.up))
+      throw new ServiceUnavailableException({ message: 'no gearmand server answers', servers });
     const workers = connections
       .filter((c) => c.functions.length > 0)
       .map((c) => ({ server: c.server, clientId: c.clientId, ip: c.ip, functions: c.functions }));

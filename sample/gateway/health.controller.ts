@@ -17,7 +17,8 @@ export class HealthController {
   @HealthCheck()
   check(): Promise<HealthCheckResult> {
     return this.health.check([
-      () => this.gearman.isHealthy('gearman', { functions: { 'email.send': { maxQueued: 1000, requireWorkers: true } } }),
+      () =>
+        this.gearman.isHealthy('gearman', { functions: { 'email.send': { maxQueued: 1000, requireWorkers: true } } }),
     ]);
   }
 }

@@ -38,13 +38,17 @@ export class JobsController {
   @Post('reports')
   @HttpCode(HttpStatus.OK)
   async report(@Body() body: { name?: string; rows?: number }): Promise<ReportResult> {
-    const events = await this.call(this.gearman.job<ReportRow>('report.generate', { name: body?.name, rows: body?.rows }).pipe(toArray()), 'report.generate');
+    const events = await this.call(
+      this.gearman.job<ReportRow>('report.generate', { name: body?.name, rows: body?.rows }).pipe(toArray()),
+      'report.generate',
+    );
     const result: ReportResult = { handle: undefined, server: undefined, values: [], progress: [] };
     for (const event of events) {
       if (event.type === 'created') {
         result.handle = event.handle;
         result.server = event.server;
-      } else if (event.type === 'status') result.progress.push({ numerator: event.numerator, denominator: event.denominator });
+      } else if (event.type === 'status')
+        result.progress.push({ numerator: event.numerator, denominator: event.denominator });
       else if (event.type === 'data') result.values.push(event.data);
       else if (event.type === 'complete' && event.data !== undefined) result.values.push(event.data);
     }
@@ -54,7 +58,9 @@ export class JobsController {
   /** Background job: answers 202 with the job handle as soon as gearmand has queued it. */
   @Post('emails')
   @HttpCode(HttpStatus.ACCEPTED)
-  async email(@Body() body: { to?: unknown; subject?: unknown; body?: unknown }): Promise<{ queued: true; handle: string }> {
+  async email(
+    @Body() body: { to?: unknown; subject?: unknown; body?: unknown },
+  ): Promise<{ queued: true; handle: string }> {
     if (typeof body?.to !== 'string' || typeof body.subject !== 'string') {
       throw new BadRequestException('send { "to": "someone@example.com", "subject": "..." }');
     }

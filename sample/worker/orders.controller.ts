@@ -40,8 +40,10 @@ export class OrdersController {
     if (!Array.isArray(order.lines) || order.lines.length === 0) return `order ${order.id} has no lines`;
     for (const [i, line] of order.lines.entries()) {
       if (typeof line?.sku !== 'string' || line.sku === '') return `line ${i + 1} has no sku`;
-      if (!Number.isInteger(line.quantity) || line.quantity <= 0) return `line ${i + 1} (${line.sku}): quantity must be a positive integer`;
-      if (!Number.isInteger(line.price) || line.price < 0) return `line ${i + 1} (${line.sku}): price must be a whole number of cents`;
+      if (!Number.isInteger(line.quantity) || line.quantity <= 0)
+        return `line ${i + 1} (${line.sku}): quantity must be a positive integer`;
+      if (!Number.isInteger(line.price) || line.price < 0)
+        return `line ${i + 1} (${line.sku}): price must be a whole number of cents`;
     }
     return undefined;
   }

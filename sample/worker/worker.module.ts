@@ -18,7 +18,10 @@ export class WorkerModule {}
  * The transport strategy of the worker microservice:
  * `NestFactory.createMicroservice(WorkerModule, { strategy: createWorkerTransport(servers) })`.
  */
-export function createWorkerTransport(servers: string[], options: Omit<GearmanServerOptions, 'servers'> = {}): ServerGearman {
+export function createWorkerTransport(
+  servers: string[],
+  options: Omit<GearmanServerOptions, 'servers'> = {},
+): ServerGearman {
   return new ServerGearman({
     servers,
     clientId: 'nestjs-gearman-sample-worker',

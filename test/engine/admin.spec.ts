@@ -113,7 +113,10 @@ describe('GearmanAdminConnection against gearmand', () => {
     expect((unknown as GearmanAdminError).server).toBe(g1.address);
 
     // Removed in gearmand 1.1.15, hence no shutdown() method.
-    expect(await rejection(admin.command('shutdown'))).toMatchObject({ code: 'ADMIN_ERROR', serverCode: 'UNKNOWN_COMMAND' });
+    expect(await rejection(admin.command('shutdown'))).toMatchObject({
+      code: 'ADMIN_ERROR',
+      serverCode: 'UNKNOWN_COMMAND',
+    });
     expect(await rejection(admin.command('show nothing'))).toMatchObject({ serverCode: 'UNKNOWN_SHOW_ARGUMENTS' });
     expect(await rejection(admin.command('maxqueue'))).toMatchObject({ serverCode: 'INVALID_ARGUMENTS' });
   });
@@ -134,7 +137,14 @@ describe('GearmanAdminConnection against gearmand', () => {
     });
     const results = await Promise.all(calls);
     results.forEach((r, i) => {
-      expect(r).toEqual([['pid', pid], ['status', true], ['err', 'UNKNOWN_COMMAND'], ['unique', true]][i % 4]);
+      expect(r).toEqual(
+        [
+          ['pid', pid],
+          ['status', true],
+          ['err', 'UNKNOWN_COMMAND'],
+          ['unique', true],
+        ][i % 4],
+      );
     });
   });
 
@@ -169,7 +179,12 @@ describe('GearmanAdminConnection against gearmand', () => {
     const h3 = await raw.submit(PacketType.SUBMIT_JOB_HIGH_BG, fn, `${fn}-u3`);
     const h4 = await raw.submit(PacketType.SUBMIT_JOB_LOW_BG, fn, '');
 
-    expect((await admin.status()).find((s) => s.function === fn)).toEqual({ function: fn, total: 4, running: 0, workers: 0 });
+    expect((await admin.status()).find((s) => s.function === fn)).toEqual({
+      function: fn,
+      total: 4,
+      running: 0,
+      workers: 0,
+    });
     expect((await admin.priorityStatus()).find((s) => s.function === fn)).toEqual({
       function: fn,
       high: 1,
@@ -201,7 +216,12 @@ describe('GearmanAdminConnection against gearmand', () => {
       expect(row?.functions.sort()).toEqual([a, b].sort());
       // Every connection is listed, this admin connection too (no id, no functions).
       expect(rows.some((w) => w.clientId === undefined && w.functions.length === 0)).toBe(true);
-      expect((await admin.status()).find((s) => s.function === a)).toEqual({ function: a, total: 0, running: 0, workers: 1 });
+      expect((await admin.status()).find((s) => s.function === a)).toEqual({
+        function: a,
+        total: 0,
+        running: 0,
+        workers: 1,
+      });
     } finally {
       await worker.close();
     }
@@ -249,11 +269,23 @@ describe('GearmanAdminConnection against gearmand', () => {
       expect(assign.type).toBe(PacketType.JOB_ASSIGN);
       expect(assign.args[0].toString()).toBe(handle);
 
-      expect((await admin.status()).find((s) => s.function === fn)).toEqual({ function: fn, total: 1, running: 1, workers: 1 });
+      expect((await admin.status()).find((s) => s.function === fn)).toEqual({
+        function: fn,
+        total: 1,
+        running: 1,
+        workers: 1,
+      });
       // prioritystatus counts queued jobs only.
-      expect((await admin.priorityStatus()).find((s) => s.function === fn)).toMatchObject({ high: 0, normal: 0, low: 0 });
+      expect((await admin.priorityStatus()).find((s) => s.function === fn)).toMatchObject({
+        high: 0,
+        normal: 0,
+        low: 0,
+      });
       // gearmand's job_queued flag stays 1 while the job runs.
-      expect((await admin.showJobs()).find((j) => j.handle === handle)).toMatchObject({ ignoreJob: false, queued: true });
+      expect((await admin.showJobs()).find((j) => j.handle === handle)).toMatchObject({
+        ignoreJob: false,
+        queued: true,
+      });
 
       expect(await admin.cancelJob(handle)).toBe(true);
       // The worker still holds the job and can complete it.
@@ -415,7 +447,8 @@ describe('GearmanAdminConnection failures', () => {
     // gearmand on Debian is built without SSL, so a node:tls stand-in answers here.
     const tlsServer: TlsServer = createTlsServer({ key: TEST_KEY, cert: TEST_CERT }, (socket) => {
       socket.on('data', (d) => {
-        for (const line of d.toString().split('\n').filter(Boolean)) socket.write(line === 'version' ? 'OK 1.1.20+tls\n' : 'ERR UNKNOWN_COMMAND x\r\n');
+        for (const line of d.toString().split('\n').filter(Boolean))
+          socket.write(line === 'version' ? 'OK 1.1.20+tls\n' : 'ERR UNKNOWN_COMMAND x\r\n');
       });
     });
     const port = await listenOnLoopback(tlsServer);
@@ -480,16 +513,37 @@ describe('GearmanAdmin over two gearmands', () => {
         w.send(PacketType.CANT_DO, [fn]);
         await w.sync();
       }
-      expect((await admin.status()).find((s) => s.function === fn)).toEqual({ function: fn, total: 3, running: 0, workers: 0 });
-      expect((await admin.status()).find((s) => s.function === other)).toEqual({ function: other, total: 0, running: 0, workers: 2 });
-      expect((await admin.priorityStatus()).find((s) => s.function === fn)).toEqual({ function: fn, high: 1, normal: 1, low: 1, workers: 0 });
+      expect((await admin.status()).find((s) => s.function === fn)).toEqual({
+        function: fn,
+        total: 3,
+        running: 0,
+        workers: 0,
+      });
+      expect((await admin.status()).find((s) => s.function === other)).toEqual({
+        function: other,
+        total: 0,
+        running: 0,
+        workers: 2,
+      });
+      expect((await admin.priorityStatus()).find((s) => s.function === fn)).toEqual({
+        function: fn,
+        high: 1,
+        normal: 1,
+        low: 1,
+        workers: 0,
+      });
 
       const byServer = await admin.statusByServer();
       expect(byServer.map((r) => r.server)).toEqual([g1.address, g2.address]);
       expect(byServer.map((r) => r.ok && r.value.find((s) => s.function === fn)?.total)).toEqual([2, 1]);
 
       const workers = await admin.workers();
-      expect(workers.filter((w) => w.clientId?.startsWith('merged-')).map((w) => [w.clientId, w.server]).sort()).toEqual([
+      expect(
+        workers
+          .filter((w) => w.clientId?.startsWith('merged-'))
+          .map((w) => [w.clientId, w.server])
+          .sort(),
+      ).toEqual([
         ['merged-1', g1.address],
         ['merged-2', g2.address],
       ]);
@@ -535,7 +589,9 @@ describe('GearmanAdmin over two gearmands', () => {
 
     const h2b = await r2.submit(PacketType.SUBMIT_JOB_BG, fn, `${fn}-y`);
     expect(await admin.cancelJob(h2b)).toBe(true);
-    expect((await admin.server(g2.address).showJobs()).find((j) => j.handle === h2b)).toMatchObject({ ignoreJob: true });
+    expect((await admin.server(g2.address).showJobs()).find((j) => j.handle === h2b)).toMatchObject({
+      ignoreJob: true,
+    });
     await expect(admin.cancelJob('H:x:1', 'nope:1')).rejects.toThrow(/Unknown gearmand/);
   });
 

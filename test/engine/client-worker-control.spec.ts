@@ -44,7 +44,12 @@ async function cancelledOnServer(admin: GearmanAdmin, handle: string): Promise<b
 }
 
 /** Starts a worker for `fn` and runs one marker job: cancelled jobs of `fn` must be dropped, not run. */
-async function expectOnlyMarkerRuns(fn: string, client: GearmanClient, admin: GearmanAdmin, handles: string[]): Promise<void> {
+async function expectOnlyMarkerRuns(
+  fn: string,
+  client: GearmanClient,
+  admin: GearmanAdmin,
+  handles: string[],
+): Promise<void> {
   const runs: string[] = [];
   const worker = res.worker();
   worker.register(fn, (j) => {
@@ -117,9 +122,15 @@ describe('timeouts', () => {
     expect(await failureOf(fg.result(), 3000)).toBeInstanceOf(GearmanTimeoutError);
     await eventually(() => cancelledOnServer(admin, fg.handle!), 3000, 'the foreground job to be cancelled');
     // The background job stays queued, until cancelled.
-    expect((await admin.showJobs()).find((j) => j.handle === bgHandle)).toMatchObject({ ignoreJob: false, queued: true });
+    expect((await admin.showJobs()).find((j) => j.handle === bgHandle)).toMatchObject({
+      ignoreJob: false,
+      queued: true,
+    });
     await bg.cancel();
-    expect((await admin.showJobs()).find((j) => j.handle === bgHandle)).toMatchObject({ ignoreJob: true, queued: false });
+    expect((await admin.showJobs()).find((j) => j.handle === bgHandle)).toMatchObject({
+      ignoreJob: true,
+      queued: false,
+    });
     await expectOnlyMarkerRuns(fn, client, admin, [fg.handle!, bgHandle]);
   });
 
@@ -134,7 +145,11 @@ describe('timeouts', () => {
     expect((await admin.showJobs()).find((j) => j.handle === job.handle)).toMatchObject({ ignoreJob: false });
 
     release.resolve();
-    await eventually(async () => (await admin.status()).find((s) => s.function === fn)?.total === 0, 3000, 'the job to finish');
+    await eventually(
+      async () => (await admin.status()).find((s) => s.function === fn)?.total === 0,
+      3000,
+      'the job to finish',
+    );
     // The client is still healthy.
     await expect(client.run(fn, 'y')).resolves.toEqual(Buffer.from('late'));
     expect(completions).toBe(0);
@@ -167,8 +182,12 @@ describe('timeouts', () => {
     const worker = res.worker();
     worker.register(fn, (job) => `for the patient one ${job.unique}`);
     await worker.start();
-    await expect(within(patient.result(), 5000, 'the patient result')).resolves.toEqual(Buffer.from('for the patient one shared-1'));
-    await expect(within(elsewhere.result(), 5000, 'the other client result')).resolves.toEqual(Buffer.from('for the patient one shared-2'));
+    await expect(within(patient.result(), 5000, 'the patient result')).resolves.toEqual(
+      Buffer.from('for the patient one shared-1'),
+    );
+    await expect(within(elsewhere.result(), 5000, 'the other client result')).resolves.toEqual(
+      Buffer.from('for the patient one shared-2'),
+    );
   });
 });
 
@@ -187,7 +206,11 @@ describe('abort signals', () => {
     expect((error.cause as Error).message).toBe('user left');
     // The SUBMIT went out before the abort was seen: the job is cancelled once JOB_CREATED arrives.
     // (The client learns the handle from that late JOB_CREATED.)
-    const handle = await eventually(async () => job.handle !== undefined && (await cancelledOnServer(admin, job.handle)) && job.handle, 3000, 'the job to be cancelled');
+    const handle = await eventually(
+      async () => job.handle !== undefined && (await cancelledOnServer(admin, job.handle)) && job.handle,
+      3000,
+      'the job to be cancelled',
+    );
     expect((await admin.showJobs()).find((j) => j.handle === handle)).toMatchObject({ ignoreJob: true });
     await expectOnlyMarkerRuns(fn, client, admin, [handle]);
   });
@@ -214,7 +237,9 @@ describe('abort signals', () => {
     await worker.start();
     const client = await res.client();
     const controller = new AbortController();
-    const jobs = Array.from({ length: 50 }, (_, i) => client.submit(fn, String(i), { signal: controller.signal, timeout: 10_000 }));
+    const jobs = Array.from({ length: 50 }, (_, i) =>
+      client.submit(fn, String(i), { signal: controller.signal, timeout: 10_000 }),
+    );
     // One listener for all 50 jobs (a listener per job would trip Node's MaxListeners warning).
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
     await within(Promise.all(jobs.map((j) => j.result())), 10_000, 'all results');
@@ -352,7 +377,11 @@ describe('worker concurrency', () => {
       // Finish one job.
       const [first] = busy.values();
       first();
-      await eventually(() => jobs.filter((j) => j.state === 'complete').length === 7 - remaining, 5000, 'one more result');
+      await eventually(
+        () => jobs.filter((j) => j.state === 'complete').length === 7 - remaining,
+        5000,
+        'one more result',
+      );
     }
     expect(startedCount).toBe(6);
   });
@@ -441,7 +470,9 @@ describe('worker close', () => {
     const next = res.worker();
     next.register(fn, (job) => `next ${job.payload}`);
     await next.start();
-    await expect(within(leftover.result(), 5000, 'the leftover job')).resolves.toEqual(Buffer.from(`next ${leftover.payload}`));
+    await expect(within(leftover.result(), 5000, 'the leftover job')).resolves.toEqual(
+      Buffer.from(`next ${leftover.payload}`),
+    );
   });
 
   it('with a short deadline, abandons the unfinished job to gearmand, which requeues it to another worker', async () => {

@@ -29,10 +29,14 @@ describe('client ids', () => {
     await expect(client.run(fn, 'x')).resolves.toEqual(Buffer.from('ok'));
 
     const admin = res.admin();
-    const rows = await eventually(async () => {
-      const all = await admin.workers();
-      return all.some((w) => w.clientId === 'thumbnailer-7') && all;
-    }, 3000, 'the worker to show in workers');
+    const rows = await eventually(
+      async () => {
+        const all = await admin.workers();
+        return all.some((w) => w.clientId === 'thumbnailer-7') && all;
+      },
+      3000,
+      'the worker to show in workers',
+    );
     expect(rows.filter((w) => w.clientId === 'thumbnailer-7').map((w) => w.functions)).toEqual([[fn]]);
     expect(rows.filter((w) => w.clientId === 'web-frontend').map((w) => w.functions)).toEqual([[]]);
   });
@@ -48,9 +52,21 @@ describe('TLS', () => {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-days',
+        '1',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ],
       { stdio: 'ignore', timeout: 20_000 },
     );
@@ -105,7 +121,9 @@ describe('TLS', () => {
     const payload = Buffer.from([0, 1, 2, 0, 255]);
     const job = client.submit(fn, payload);
     job.on('data', (d) => streamed.push(d.toString()));
-    await expect(within(job.result(), 5000, 'the TLS round trip')).resolves.toEqual(Buffer.concat([Buffer.from('secure:'), payload]));
+    await expect(within(job.result(), 5000, 'the TLS round trip')).resolves.toEqual(
+      Buffer.concat([Buffer.from('secure:'), payload]),
+    );
     expect(streamed).toEqual(['over tls']);
     // Both connections went through the TLS front to gearmand.
     expect(job.handle).toMatch(/^H:/);
@@ -194,11 +212,19 @@ describe('the gearman CLI (libgearman)', () => {
     const client = await res.client();
     const admin = res.admin();
     // Wait for the CLI worker to register, so a failure to start shows as such.
-    await eventually(async () => (await admin.status()).find((s) => s.function === fn)?.workers === 1, 5000, `the CLI worker to register (${stderr})`);
+    await eventually(
+      async () => (await admin.status()).find((s) => s.function === fn)?.workers === 1,
+      5000,
+      `the CLI worker to register (${stderr})`,
+    );
 
-    await expect(within(client.run(fn, 'shout this'), 5000, 'the CLI worker result')).resolves.toEqual(Buffer.from('SHOUT THIS'));
+    await expect(within(client.run(fn, 'shout this'), 5000, 'the CLI worker result')).resolves.toEqual(
+      Buffer.from('SHOUT THIS'),
+    );
     // Binary-safe through a pipe: NUL bytes pass tr unchanged.
-    await expect(within(client.run(fn, Buffer.from('a\0b')), 5000, 'the CLI worker result')).resolves.toEqual(Buffer.from('A\0B'));
+    await expect(within(client.run(fn, Buffer.from('a\0b')), 5000, 'the CLI worker result')).resolves.toEqual(
+      Buffer.from('A\0B'),
+    );
     // -c 2: the CLI exits after two jobs.
     await expect(within(exited.promise, 5000, 'the CLI worker to exit')).resolves.toBe(0);
   });

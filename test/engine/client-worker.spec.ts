@@ -50,7 +50,12 @@ describe('jobs', () => {
     expect(handle).toMatch(/^H:/);
     // A background job resolves (with nothing) once created.
     await expect(job.result()).resolves.toEqual(Buffer.alloc(0));
-    expect((await admin.status()).find((s) => s.function === fn)).toEqual({ function: fn, total: 1, running: 0, workers: 0 });
+    expect((await admin.status()).find((s) => s.function === fn)).toEqual({
+      function: fn,
+      total: 1,
+      running: 0,
+      workers: 0,
+    });
 
     const ran = deferred<{ payload: string; handle: string }>();
     const worker = res.worker();
@@ -60,7 +65,11 @@ describe('jobs', () => {
     });
     await worker.start();
     await expect(within(ran.promise, 5000, 'the background job to run')).resolves.toEqual({ payload: 'later', handle });
-    await eventually(async () => (await admin.status()).find((s) => s.function === fn)?.total === 0, 3000, 'the job to leave the queue');
+    await eventually(
+      async () => (await admin.status()).find((s) => s.function === fn)?.total === 0,
+      3000,
+      'the job to leave the queue',
+    );
   });
 
   it('runs queued jobs HIGH first, then NORMAL, then LOW', async () => {
@@ -72,7 +81,13 @@ describe('jobs', () => {
     );
     await within(Promise.all(jobs.map((j) => j.created())), 5000, 'JOB_CREATED for all');
     const admin = res.admin();
-    expect((await admin.priorityStatus()).find((s) => s.function === fn)).toEqual({ function: fn, high: 2, normal: 2, low: 2, workers: 0 });
+    expect((await admin.priorityStatus()).find((s) => s.function === fn)).toEqual({
+      function: fn,
+      high: 2,
+      normal: 2,
+      low: 2,
+      workers: 0,
+    });
 
     const ran: string[] = [];
     const all = deferred();
@@ -192,7 +207,11 @@ describe('streaming and errors', () => {
 
     const job = client.submit(fn, 'x');
     const exception = nextEvent<[Buffer]>(job, 'exception', 5000);
-    const error = (await within(job.result().catch((e: unknown) => e), 5000, 'the failure')) as GearmanJobError;
+    const error = (await within(
+      job.result().catch((e: unknown) => e),
+      5000,
+      'the failure',
+    )) as GearmanJobError;
     expect(error).toBeInstanceOf(GearmanJobError);
     expect(error.code).toBe('JOB_EXCEPTION');
     expect(error.data).toEqual(Buffer.from('disk full'));
@@ -214,7 +233,11 @@ describe('streaming and errors', () => {
     const job = client.submit(fn, 'x');
     let exceptionEvents = 0;
     job.on('exception', () => exceptionEvents++);
-    const error = (await within(job.result().catch((e: unknown) => e), 5000, 'WORK_FAIL for the exception')) as GearmanJobError;
+    const error = (await within(
+      job.result().catch((e: unknown) => e),
+      5000,
+      'WORK_FAIL for the exception',
+    )) as GearmanJobError;
     expect(error).toBeInstanceOf(GearmanJobError);
     expect(error.code).toBe('JOB_FAILED');
     expect(error.handle).toBe(job.handle);
@@ -242,7 +265,11 @@ describe('streaming and errors', () => {
 
     for (const fn of [fnA, fnB]) {
       const job = client.submit(fn, 'x');
-      const error = (await within(job.result().catch((e: unknown) => e), 5000, 'WORK_FAIL')) as GearmanJobError;
+      const error = (await within(
+        job.result().catch((e: unknown) => e),
+        5000,
+        'WORK_FAIL',
+      )) as GearmanJobError;
       expect(error).toBeInstanceOf(GearmanJobError);
       expect(error.code).toBe('JOB_FAILED');
       expect(error.data).toBeUndefined();
@@ -269,7 +296,13 @@ describe('status', () => {
     // Queued, no worker yet.
     const job = client.submit(fn, 'x', { unique });
     const handle = await within(job.created(), 5000, 'JOB_CREATED');
-    expect(await client.getStatus(handle)).toEqual({ known: true, running: false, numerator: 0, denominator: 0, server: gearmand.address });
+    expect(await client.getStatus(handle)).toEqual({
+      known: true,
+      running: false,
+      numerator: 0,
+      denominator: 0,
+      server: gearmand.address,
+    });
     expect(await client.getStatusByUnique(unique)).toEqual({
       known: true,
       running: false,
@@ -284,7 +317,13 @@ describe('status', () => {
     await worker.start();
     await within(started.promise, 5000, 'the worker to take the job');
     expect(await progress).toEqual([3, 7]);
-    expect(await client.getStatus(handle)).toEqual({ known: true, running: true, numerator: 3, denominator: 7, server: gearmand.address });
+    expect(await client.getStatus(handle)).toEqual({
+      known: true,
+      running: true,
+      numerator: 3,
+      denominator: 7,
+      server: gearmand.address,
+    });
     expect(await client.getStatus(handle, gearmand.address)).toMatchObject({ known: true, running: true });
     expect(await client.getStatusByUnique(unique)).toEqual({
       known: true,
@@ -297,7 +336,13 @@ describe('status', () => {
 
     release.resolve();
     await expect(within(job.result(), 5000, 'the result')).resolves.toEqual(Buffer.from('ok'));
-    expect(await client.getStatus(handle)).toEqual({ known: false, running: false, numerator: 0, denominator: 0, server: gearmand.address });
+    expect(await client.getStatus(handle)).toEqual({
+      known: false,
+      running: false,
+      numerator: 0,
+      denominator: 0,
+      server: gearmand.address,
+    });
     expect(await client.getStatusByUnique(unique)).toMatchObject({ known: false, running: false });
     expect(await client.getStatus('H:nowhere:999999')).toMatchObject({ known: false, running: false });
   });
@@ -360,7 +405,9 @@ describe('scheduled and reduce jobs', () => {
     await worker.start();
     const client = await res.client();
 
-    await expect(client.run(fn, 'a b c', { reducer: 'count', unique: 'reduce-1' })).resolves.toEqual(Buffer.from('mapped:a b c'));
+    await expect(client.run(fn, 'a b c', { reducer: 'count', unique: 'reduce-1' })).resolves.toEqual(
+      Buffer.from('mapped:a b c'),
+    );
     // A plain job comes as JOB_ASSIGN_UNIQ to the same GRAB_JOB_ALL worker: no reducer.
     await expect(client.run(fn, 'plain', { unique: 'plain-1' })).resolves.toEqual(Buffer.from('mapped:plain'));
     // Background reduce job.
@@ -413,7 +460,12 @@ describe('payloads and pipelining', () => {
     await worker.start();
     const client = await res.client();
 
-    const cases = [Buffer.from([0, 1, 0, 255, 0]), Buffer.alloc(0), Buffer.alloc(1000, 0), Buffer.from('a\0b\0\0c', 'latin1')];
+    const cases = [
+      Buffer.from([0, 1, 0, 255, 0]),
+      Buffer.alloc(0),
+      Buffer.alloc(1000, 0),
+      Buffer.from('a\0b\0\0c', 'latin1'),
+    ];
     for (const input of cases) {
       const job = client.submit(fn, input, { unique: `bin-${input.length}-${input[0] ?? 'e'}` });
       const data: Buffer[] = [];
@@ -447,7 +499,14 @@ describe('payloads and pipelining', () => {
     // Everything went out before any JOB_CREATED came back.
     expect(client.connections[0].pendingReplies).toBeGreaterThanOrEqual(n);
     const outcomes = await within(
-      Promise.all(jobs.map((j) => j.result().then((r) => r.toString(), (e: GearmanJobError) => `${e.code}:${e.data?.toString()}`))),
+      Promise.all(
+        jobs.map((j) =>
+          j.result().then(
+            (r) => r.toString(),
+            (e: GearmanJobError) => `${e.code}:${e.data?.toString()}`,
+          ),
+        ),
+      ),
       20_000,
       '500 results',
     );

@@ -64,7 +64,11 @@ async function queuedByServer(fn: string): Promise<Record<string, number>> {
 }
 
 /** Submits background jobs (no worker needed: they stay queued) and waits until gearmand created all of them. */
-async function submitBackground(client: GearmanClient, fn: string, uniques: (string | undefined)[]): Promise<GearmanJob[]> {
+async function submitBackground(
+  client: GearmanClient,
+  fn: string,
+  uniques: (string | undefined)[],
+): Promise<GearmanJob[]> {
   const jobs = uniques.map((unique, i) => client.submit(fn, `payload-${i}`, { background: true, unique }));
   await within(Promise.all(jobs.map((j) => j.created())), 5000, `JOB_CREATED for ${jobs.length} jobs`);
   return jobs;
@@ -167,7 +171,11 @@ describe('hash strategy (default)', () => {
 
   it('does not wait for a server that is down from the start: its uniques go to the next server on the ring at once', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
-    const client = new GearmanClient({ servers: [...addresses(0, 1), dead], connectTimeout: 3000, reconnect: FAST_RECONNECT });
+    const client = new GearmanClient({
+      servers: [...addresses(0, 1), dead],
+      connectTimeout: 3000,
+      reconnect: FAST_RECONNECT,
+    });
     res.defer(() => client.close());
     const uniques = range(60, 'dead-start');
     const started = performance.now();
@@ -204,7 +212,11 @@ describe('hash strategy (default)', () => {
     const duringB = await submitBackground(b, fnDuring, uniques);
     // The ring's own answer with the victim down (stub connections: the pool only reads address and state).
     const ring = new ServerPool(
-      servers().map((s) => ({ address: s.address, connected: s !== victim, state: s === victim ? 'reconnecting' : 'connected' })) as unknown as GearmanConnection[],
+      servers().map((s) => ({
+        address: s.address,
+        connected: s !== victim,
+        state: s === victim ? 'reconnecting' : 'connected',
+      })) as unknown as GearmanConnection[],
     );
     uniques.forEach((u, i) => {
       expect(duringA[i].server).toBe(ring.pick('hash', u)!.address);
@@ -260,8 +272,14 @@ describe('a worker connected to all three servers', () => {
     const during = await runAll('during');
     expect(during.filter((j) => j.server === victim.address)).toHaveLength(0);
 
-    const clientUp = waitForEvent(client, 'connected', { filter: (s: string) => s === victim.address, timeoutMs: 5000 });
-    const workerUp = waitForEvent(worker, 'connected', { filter: (s: string) => s === victim.address, timeoutMs: 5000 });
+    const clientUp = waitForEvent(client, 'connected', {
+      filter: (s: string) => s === victim.address,
+      timeoutMs: 5000,
+    });
+    const workerUp = waitForEvent(worker, 'connected', {
+      filter: (s: string) => s === victim.address,
+      timeoutMs: 5000,
+    });
     await victim.restart();
     await Promise.all([clientUp, workerUp]);
     ran.length = 0;
@@ -292,7 +310,11 @@ describe('round-robin strategy', () => {
     await down;
 
     const during = await submitBackground(client, fnName('rr-during'), new Array(40).fill(undefined));
-    expect(countByServer(during)).toEqual({ [servers()[0].address]: 20, [servers()[1].address]: 0, [servers()[2].address]: 20 });
+    expect(countByServer(during)).toEqual({
+      [servers()[0].address]: 20,
+      [servers()[1].address]: 0,
+      [servers()[2].address]: 20,
+    });
 
     const up = waitForEvent(client, 'connected', { filter: (s: string) => s === victim.address, timeoutMs: 5000 });
     await victim.restart();
@@ -311,7 +333,10 @@ describe('failover strategy', () => {
     const client = await connectedClient({ servers: addresses(2, 0, 1), strategy: 'failover' });
     const [first, second] = [servers()[2], servers()[0]];
 
-    const before = await submitBackground(client, fnName('fo-before'), [...new Array(10).fill(undefined), ...range(10, 'fo')]);
+    const before = await submitBackground(client, fnName('fo-before'), [
+      ...new Array(10).fill(undefined),
+      ...range(10, 'fo'),
+    ]);
     expect(new Set(before.map((j) => j.server))).toEqual(new Set([first.address]));
 
     const down = waitForEvent(client, 'disconnected', { filter: (s: string) => s === first.address });
@@ -320,7 +345,11 @@ describe('failover strategy', () => {
     const fnDuring = fnName('fo-during');
     const during = await submitBackground(client, fnDuring, [...new Array(10).fill(undefined), ...range(10, 'fo')]);
     expect(new Set(during.map((j) => j.server))).toEqual(new Set([second.address]));
-    expect(await queuedByServer(fnDuring)).toEqual({ [servers()[0].address]: 20, [servers()[1].address]: 0, [servers()[2].address]: 0 });
+    expect(await queuedByServer(fnDuring)).toEqual({
+      [servers()[0].address]: 20,
+      [servers()[1].address]: 0,
+      [servers()[2].address]: 0,
+    });
 
     const up = waitForEvent(client, 'connected', { filter: (s: string) => s === first.address, timeoutMs: 5000 });
     await first.restart();

@@ -164,7 +164,9 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
     const killedAt = performance.now();
     await victim.kill();
     const result = await within(job.result(), 5000, 'the retried job to complete');
-    measured.push(`retry:true job completed on the other server ${Math.round(performance.now() - killedAt)} ms after the SIGKILL`);
+    measured.push(
+      `retry:true job completed on the other server ${Math.round(performance.now() - killedAt)} ms after the SIGKILL`,
+    );
 
     expect(result.toString()).toBe(`done:important@${survivor}`);
     expect(job.server).toBe(survivor);
@@ -198,7 +200,9 @@ describe('gearmand killed (SIGKILL) and restarted on the same port', () => {
     await server.restart();
     const restartedAt = performance.now();
     const result = await within(job.result(), 5000, 'the resubmitted job to complete');
-    measured.push(`retry:true job resubmitted to its restarted server completed ${Math.round(performance.now() - restartedAt)} ms after the restart`);
+    measured.push(
+      `retry:true job resubmitted to its restarted server completed ${Math.round(performance.now() - restartedAt)} ms after the restart`,
+    );
     expect(result.toString()).toBe('done:again');
     expect(created.events).toHaveLength(2);
     expect(runs).toHaveLength(2);
@@ -233,7 +237,9 @@ describe('a worker process killed (SIGKILL) mid-job', () => {
     const killedAt = performance.now();
     await slow.kill();
     const result = await within(job.result(), 5000, 'the requeued job to complete');
-    measured.push(`job of a SIGKILLed worker completed by another worker ${Math.round(performance.now() - killedAt)} ms after the kill`);
+    measured.push(
+      `job of a SIGKILLed worker completed by another worker ${Math.round(performance.now() - killedAt)} ms after the kill`,
+    );
 
     expect(result.toString()).toBe('olleh');
     // See docs/gearmand-behaviour.md#lost-workers: requeued under the same handle, run once more
@@ -343,7 +349,9 @@ describe('no gearmand listening', () => {
     const startedAt = performance.now();
     await res.gearmand({ port });
     await up;
-    measured.push(`client that failed connect() was connected ${Math.round(performance.now() - startedAt)} ms after the late gearmand was spawned`);
+    measured.push(
+      `client that failed connect() was connected ${Math.round(performance.now() - startedAt)} ms after the late gearmand was spawned`,
+    );
     const w = worker([address]);
     const fn = fnName('late');
     w.register(fn, () => 'late-ok');

@@ -60,7 +60,10 @@ class JobsController {
 
   /** Held until the test releases it; counts its runs. */
   @MessagePattern('held')
-  async held(@Payload() data: unknown, @Ctx() ctx: GearmanContext): Promise<{ data: unknown; unique: string; run: number }> {
+  async held(
+    @Payload() data: unknown,
+    @Ctx() ctx: GearmanContext,
+  ): Promise<{ data: unknown; unique: string; run: number }> {
     const run = ++probe.calls;
     await probe.release.promise;
     return { data, unique: ctx.getUnique(), run };
@@ -81,7 +84,11 @@ describe('GearmanRecordBuilder', () => {
     const second = lastValueFrom(client.send('held', record));
     // The second submit coalesced onto the running job (docs/gearmand-behaviour.md#coalescing): one
     // job, one run.
-    await eventually(async () => (await functionStatus(res.admin(), 'held')).total === 1, 3000, 'gearmand to hold one job');
+    await eventually(
+      async () => (await functionStatus(res.admin(), 'held')).total === 1,
+      3000,
+      'gearmand to hold one job',
+    );
     probe.release.resolve();
     const expected = { data: { id: 1 }, unique: 'order-1', run: 1 };
     expect(await within(Promise.all([first, second]), 5000, 'both results')).toEqual([expected, expected]);
@@ -99,7 +106,9 @@ describe('GearmanRecordBuilder', () => {
       ['high-2', 'high'],
     ] as const;
     for (const [label, priority] of queued) {
-      const handle = await lastValueFrom(client.emit('ordered', new GearmanRecordBuilder(label).setPriority(priority).build()));
+      const handle = await lastValueFrom(
+        client.emit('ordered', new GearmanRecordBuilder(label).setPriority(priority).build()),
+      );
       expect(handle).toMatch(/^H:/);
     }
     expect((await admin.priorityStatus()).find((s) => s.function === 'ordered')).toEqual({
@@ -118,13 +127,18 @@ describe('GearmanRecordBuilder', () => {
 
   it('background: send() emits the handle and completes at once; the handler runs later', async () => {
     const client = res.clientProxy();
-    const handles = await lastValueFrom(client.send('record', new GearmanRecordBuilder('bg').setBackground().setUnique('bg-1').build()).pipe(toArray()));
+    const handles = await lastValueFrom(
+      client.send('record', new GearmanRecordBuilder('bg').setBackground().setUnique('bg-1').build()).pipe(toArray()),
+    );
     expect(handles).toHaveLength(1);
     expect(handles[0]).toMatch(/^H:/);
     expect(await functionStatus(res.admin(), 'record')).toEqual({ total: 1, running: 0, workers: 0 });
 
     await res.microservice({ controllers: [JobsController] });
-    expect(await within(probe.ranOnce.promise, 5000, 'the background job')).toMatchObject({ label: 'bg', unique: 'bg-1' });
+    expect(await within(probe.ranOnce.promise, 5000, 'the background job')).toMatchObject({
+      label: 'bg',
+      unique: 'bg-1',
+    });
   });
 
   it('epoch: the job waits in the queue and runs at the given time', async () => {
@@ -135,7 +149,9 @@ describe('GearmanRecordBuilder', () => {
     const client = res.clientProxy();
     const submittedAt = Date.now();
     const epoch = Math.floor(submittedAt / 1000) + 2;
-    const handle = await lastValueFrom(client.emit('record', new GearmanRecordBuilder('scheduled').setEpoch(epoch).build()));
+    const handle = await lastValueFrom(
+      client.emit('record', new GearmanRecordBuilder('scheduled').setEpoch(epoch).build()),
+    );
     expect(handle).toMatch(/^H:/);
     expect(await functionStatus(admin, 'record')).toEqual({ total: 1, running: 0, workers: 1 });
     expect(probe.ran).toEqual([]);
@@ -149,7 +165,9 @@ describe('GearmanRecordBuilder', () => {
   it('timeout: a job nobody takes fails with TIMEOUT and is taken off the queue', async () => {
     const client = res.clientProxy();
     const started = performance.now();
-    const error = await lastValueFrom(client.send('nobody.serves', new GearmanRecordBuilder({}).setTimeout(300).build())).catch((e: unknown) => e);
+    const error = await lastValueFrom(
+      client.send('nobody.serves', new GearmanRecordBuilder({}).setTimeout(300).build()),
+    ).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'TIMEOUT', name: 'GearmanTimeoutError' });
     expect(performance.now() - started).toBeLessThan(2000);
     // gearmand 1.1.20's `cancel job` marks the queued job ignored; a worker's GRAB then drops it unrun.
@@ -189,7 +207,11 @@ describe('cancelling', () => {
     subscription.unsubscribe();
     // gearmand 1.1.20's `cancel job` marks the queued job ignored (it stays counted in `status`
     // until a worker's GRAB drops it unrun).
-    await eventually(async () => (await admin.showJobs()).find((j) => j.handle === queued.handle)?.ignoreJob, 3000, 'the job to be cancelled');
+    await eventually(
+      async () => (await admin.showJobs()).find((j) => j.handle === queued.handle)?.ignoreJob,
+      3000,
+      'the job to be cancelled',
+    );
     await expectDroppedUnrun('sum');
     expect(errors).toEqual([]);
     // New calls work.
@@ -228,7 +250,9 @@ describe('connection', () => {
     const subscription = client.status.subscribe((s) => statuses.push(s));
     res.defer(() => subscription.unsubscribe());
     await client.connect();
-    expect(await within(firstValueFrom(client.status.pipe(filter((s) => s === 'connected'))), 1000, "'connected'")).toBe('connected');
+    expect(
+      await within(firstValueFrom(client.status.pipe(filter((s) => s === 'connected'))), 1000, "'connected'"),
+    ).toBe('connected');
     await client.close();
     expect(statuses).toEqual(['connected', 'disconnected']);
   });
@@ -274,14 +298,20 @@ describe('connection', () => {
 
   it('connect() that failed is retried by the next call, which succeeds once gearmand is up', async () => {
     const port = await freePort();
-    const client = res.clientProxy({ servers: [`127.0.0.1:${port}`], connectTimeout: 600, reconnect: { initialDelay: 50, maxDelay: 100 } });
+    const client = res.clientProxy({
+      servers: [`127.0.0.1:${port}`],
+      connectTimeout: 600,
+      reconnect: { initialDelay: 50, maxDelay: 100 },
+    });
     await expect(within(client.connect(), 3000, 'the first connect()')).rejects.toMatchObject({ code: 'NO_SERVER' });
     await expect(lastValueFrom(client.send('sum', [1]))).rejects.toMatchObject({ code: 'NO_SERVER' });
 
     const late = await res.gearmand({ port });
     await within(client.connect(), 3000, 'connect() once gearmand is up');
     const worker = res.worker({ servers: [late.address] });
-    worker.register('sum', (job) => String((JSON.parse(job.payload.toString()) as number[]).reduce((a, b) => a + b, 0)));
+    worker.register('sum', (job) =>
+      String((JSON.parse(job.payload.toString()) as number[]).reduce((a, b) => a + b, 0)),
+    );
     await worker.start();
     expect(await lastValueFrom(client.send('sum', [20, 22]))).toBe(42);
   });
@@ -295,9 +325,13 @@ describe('results and errors from foreign workers', () => {
     const client = res.clientProxy();
     const error = await lastValueFrom(client.send('greet', 'bob')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GearmanCodecError);
-    expect((error as Error).message).toContain('The result of Gearman function "greet" could not be read by the json codec');
+    expect((error as Error).message).toContain(
+      'The result of Gearman function "greet" could not be read by the json codec',
+    );
     expect((error as Error).message).toContain("setCodec('text')");
-    expect(await lastValueFrom(client.send('greet', new GearmanRecordBuilder('bob').setCodec('text').build()))).toBe('hello bob');
+    expect(await lastValueFrom(client.send('greet', new GearmanRecordBuilder('bob').setCodec('text').build()))).toBe(
+      'hello bob',
+    );
   });
 
   it("a foreign worker's text exception arrives as a GearmanJobError with that text", async () => {
@@ -388,7 +422,9 @@ describe('dependency injection', () => {
   it('ClientsModule.register with customClass: ClientGearman', async () => {
     await res.microservice({ controllers: [JobsController] });
     const moduleRef = await Test.createTestingModule({
-      imports: [ClientsModule.register([{ name: 'G', customClass: ClientGearman, options: { servers: [gearmand.address] } }])],
+      imports: [
+        ClientsModule.register([{ name: 'G', customClass: ClientGearman, options: { servers: [gearmand.address] } }]),
+      ],
       providers: [ViaClientsModule],
     }).compile();
     res.defer(() => moduleRef.close());

@@ -60,7 +60,6 @@ beforeEach(() => {
   probe = newProbe();
 });
 
-
 describe('gearman CLI calling Nest handlers', () => {
   it('a text handler: the CLI prints its result', async () => {
     await res.microservice({ controllers });
@@ -108,7 +107,10 @@ describe('gearman CLI calling Nest handlers', () => {
     await res.microservice({ controllers });
     const r = await res.runCli(['-b', '-u', 'cli-unique-1', '-f', 'cli.event', '{"order":7}'], 8000);
     expect(r).toMatchObject({ killed: false, code: 0 });
-    expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({ data: { order: 7 }, unique: 'cli-unique-1' });
+    expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({
+      data: { order: 7 },
+      unique: 'cli-unique-1',
+    });
   });
 });
 
@@ -117,20 +119,28 @@ describe('ClientGearman calling gearman CLI workers', () => {
   async function cliWorker(fn: string, ...command: string[]): Promise<void> {
     res.spawnCli(['-w', '-f', fn, '--', ...command]);
     const admin = res.admin();
-    await eventually(async () => (await functionStatus(admin, fn)).workers === 1, 5000, `the CLI worker for ${fn} to register`);
+    await eventually(
+      async () => (await functionStatus(admin, fn)).workers === 1,
+      5000,
+      `the CLI worker for ${fn} to register`,
+    );
   }
 
   it("text codec through the record builder: the worker's stdout comes back", async () => {
     await cliWorker('cli.tr.builder', 'tr', 'a-z', 'A-Z');
     const client = res.clientProxy();
     const record = new GearmanRecordBuilder('hello from nest').setCodec('text').build();
-    expect(await within(lastValueFrom(client.send('cli.tr.builder', record)), 5000, 'the CLI worker result')).toBe('HELLO FROM NEST');
+    expect(await within(lastValueFrom(client.send('cli.tr.builder', record)), 5000, 'the CLI worker result')).toBe(
+      'HELLO FROM NEST',
+    );
   });
 
   it('text codec as the client option', async () => {
     await cliWorker('cli.tr.option', 'tr', 'a-z', 'A-Z');
     const client = res.clientProxy({ codec: 'text' });
-    expect(await within(lastValueFrom(client.send('cli.tr.option', 'shout')), 5000, 'the CLI worker result')).toBe('SHOUT');
+    expect(await within(lastValueFrom(client.send('cli.tr.option', 'shout')), 5000, 'the CLI worker result')).toBe(
+      'SHOUT',
+    );
   });
 
   it('JSON through a worker that echoes its input', async () => {
@@ -143,7 +153,11 @@ describe('ClientGearman calling gearman CLI workers', () => {
   it('a CLI worker whose command exits non-zero: send() errors with JOB_FAILED', async () => {
     await cliWorker('cli.false', 'false');
     const client = res.clientProxy();
-    const error = await within(lastValueFrom(client.send('cli.false', {})).catch((e: unknown) => e), 5000, 'the failure');
+    const error = await within(
+      lastValueFrom(client.send('cli.false', {})).catch((e: unknown) => e),
+      5000,
+      'the failure',
+    );
     expect(error).toBeInstanceOf(GearmanJobError);
     expect(error).toMatchObject({ code: 'JOB_FAILED', functionName: 'cli.false' });
   });

@@ -83,7 +83,10 @@ beforeEach(() => {
 describe('graceful close', () => {
   it('lets running handlers finish and their callers get results; takes no new job', async () => {
     probe.expectStarted = 3;
-    const { app, logger } = await res.microservice({ controllers: [WorkController] }, { maxJobs: 3, closeTimeout: 5000 });
+    const { app, logger } = await res.microservice(
+      { controllers: [WorkController] },
+      { maxJobs: 3, closeTimeout: 5000 },
+    );
     const admin = res.admin();
     const client = res.clientProxy();
     const results = [1, 2, 3].map((n) => lastValueFrom(client.send('work', n)));
@@ -96,7 +99,11 @@ describe('graceful close', () => {
     // A job submitted while closing stays queued: the worker takes nothing new.
     const late = client.send('work', 4).subscribe({ error: () => undefined });
     res.defer(() => late.unsubscribe());
-    await eventually(async () => (await functionStatus(admin, 'work')).total === 4, 3000, 'the fourth job to be queued');
+    await eventually(
+      async () => (await functionStatus(admin, 'work')).total === 4,
+      3000,
+      'the fourth job to be queued',
+    );
     await quietPeriod(200);
     expect(closed).toBe(false);
     expect(probe.started).toEqual([1, 2, 3]);
@@ -108,7 +115,8 @@ describe('graceful close', () => {
     expect(logger.find('warn', /still running at close/)).toEqual([]);
     // The worker is gone; the fourth job waits in the queue for another one.
     await eventually(
-      async () => JSON.stringify(await functionStatus(admin, 'work')) === JSON.stringify({ total: 1, running: 0, workers: 0 }),
+      async () =>
+        JSON.stringify(await functionStatus(admin, 'work')) === JSON.stringify({ total: 1, running: 0, workers: 0 }),
       3000,
       'the queue to hold only the fourth job, with no worker',
     );
@@ -157,13 +165,24 @@ describe('gearmand restarts', () => {
     expect(await lastValueFrom(client.send('work', 1))).toBe(10);
     const serverStatus: string[] = [];
     const clientStatus: string[] = [];
-    const subs = [server.status.subscribe((s) => serverStatus.push(s)), client.status.subscribe((s) => clientStatus.push(s))];
+    const subs = [
+      server.status.subscribe((s) => serverStatus.push(s)),
+      client.status.subscribe((s) => clientStatus.push(s)),
+    ];
     res.defer(() => subs.forEach((s) => s.unsubscribe()));
 
     await gearmand.server.kill();
-    await eventually(() => serverStatus.includes('reconnecting') && clientStatus.includes('reconnecting'), 3000, 'reconnecting');
+    await eventually(
+      () => serverStatus.includes('reconnecting') && clientStatus.includes('reconnecting'),
+      3000,
+      'reconnecting',
+    );
     await gearmand.server.restart();
-    await eventually(() => serverStatus.at(-1) === 'connected' && clientStatus.at(-1) === 'connected', 5000, 'connected again');
+    await eventually(
+      () => serverStatus.at(-1) === 'connected' && clientStatus.at(-1) === 'connected',
+      5000,
+      'connected again',
+    );
     expect(serverStatus).toEqual(['connected', 'reconnecting', 'connected']);
     expect(clientStatus).toEqual(['connected', 'reconnecting', 'connected']);
     // The worker registered its functions again on the new gearmand.
@@ -174,7 +193,10 @@ describe('gearmand restarts', () => {
 describe('listen()', () => {
   it('rejects with a clear error within connectTimeout when nothing listens', async () => {
     const port = await freePort();
-    const { app } = await res.createMicroservice({ controllers: [WorkController] }, { servers: [`127.0.0.1:${port}`], connectTimeout: 800 });
+    const { app } = await res.createMicroservice(
+      { controllers: [WorkController] },
+      { servers: [`127.0.0.1:${port}`], connectTimeout: 800 },
+    );
     const started = performance.now();
     const error = await within(
       app.listen().then(
@@ -186,7 +208,9 @@ describe('listen()', () => {
     );
     const elapsed = performance.now() - started;
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(new RegExp(`No gearmand reachable at 127\\.0\\.0\\.1:${port} within 800 ms`));
+    expect((error as Error).message).toMatch(
+      new RegExp(`No gearmand reachable at 127\\.0\\.0\\.1:${port} within 800 ms`),
+    );
     expect(error).toMatchObject({ code: 'NO_SERVER' });
     expect(elapsed).toBeLessThan(800 + 1000);
   });
@@ -198,7 +222,9 @@ describe('hybrid application', () => {
     const moduleRef = await Test.createTestingModule({ controllers: [HybridController] }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     res.defer(() => app.close());
-    app.connectMicroservice({ strategy: new ServerGearman({ servers: [gearmand.address], clientId: 'hybrid-under-test', logger }) });
+    app.connectMicroservice({
+      strategy: new ServerGearman({ servers: [gearmand.address], clientId: 'hybrid-under-test', logger }),
+    });
     await within(app.startAllMicroservices(), 10_000, 'startAllMicroservices()');
 
     const client = res.clientProxy();
@@ -210,7 +236,9 @@ describe('hybrid application', () => {
     expect([...ours[0].functions].sort()).toEqual(['hybrid.event', 'hybrid.explicit', 'hybrid.gearman']);
     expect(await lastValueFrom(client.send('hybrid.explicit', {}))).toBe('gearman only');
     expect((await admin.status()).map((s) => s.function)).not.toContain('hybrid.tcp');
-    expect(await logger.waitFor('log', /functions: /)).toBe('Gearman worker connected; functions: hybrid.gearman, hybrid.explicit, hybrid.event');
+    expect(await logger.waitFor('log', /functions: /)).toBe(
+      'Gearman worker connected; functions: hybrid.gearman, hybrid.explicit, hybrid.event',
+    );
   });
 });
 
@@ -226,7 +254,11 @@ describe('per-pattern timeout (CAN_DO_TIMEOUT)', () => {
     await eventually(async () => probe.slowCalls.length === 1, 3000, 'the first run to start');
     expect(await functionStatus(admin, 'slow')).toEqual({ total: 1, running: 1, workers: 1 });
     // After 1500 ms gearmand takes the job back: queued again, not running, nobody told.
-    await eventually(async () => (await functionStatus(admin, 'slow')).running === 0, 4000, 'gearmand to requeue the job');
+    await eventually(
+      async () => (await functionStatus(admin, 'slow')).running === 0,
+      4000,
+      'gearmand to requeue the job',
+    );
     expect(await functionStatus(admin, 'slow')).toEqual({ total: 1, running: 0, workers: 1 });
 
     // The first run's late WORK_COMPLETE is refused; the worker runs the requeued job, same handle.

@@ -23,7 +23,15 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { CONTEXT, Ctx, EventPattern, MessagePattern, Payload, type RequestContext, RpcException } from '@nestjs/microservices';
+import {
+  CONTEXT,
+  Ctx,
+  EventPattern,
+  MessagePattern,
+  Payload,
+  type RequestContext,
+  RpcException,
+} from '@nestjs/microservices';
 import { EmptyError, lastValueFrom, map, Observable, of, throwError, toArray } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
 import { GearmanContext, GearmanRecordBuilder } from '../../lib/index.js';
@@ -283,7 +291,6 @@ beforeEach(() => {
   probe = newProbe();
 });
 
-
 describe('request/response', () => {
   it('returns a handler value to send()', async () => {
     await res.microservice({ controllers });
@@ -339,7 +346,9 @@ describe('streams', () => {
     const client = res.clientProxy();
     const values: unknown[] = [];
     const error = await new Promise((resolve, reject) => {
-      client.send('stream.error', {}).subscribe({ next: (v) => values.push(v), error: resolve, complete: () => reject(new Error('completed')) });
+      client
+        .send('stream.error', {})
+        .subscribe({ next: (v) => values.push(v), error: resolve, complete: () => reject(new Error('completed')) });
     });
     expect(values).toEqual([1]);
     expect(error).toHaveProperty('error', { code: 'MID_STREAM', message: 'broke after one' });
@@ -365,26 +374,45 @@ describe('errors reach the client as Nest transports deliver them', () => {
   it('RpcException with an object: that object', async () => {
     await res.microservice({ controllers });
     const client = res.clientProxy();
-    await expect(lastValueFrom(client.send('rpc.object', {}))).rejects.toHaveProperty('error', { code: 'E_NOPE', message: 'nope' });
-    await expect(lastValueFrom(client.send('observable.error', {}))).rejects.toHaveProperty('error', { code: 'OBS', message: 'from an observable' });
+    await expect(lastValueFrom(client.send('rpc.object', {}))).rejects.toHaveProperty('error', {
+      code: 'E_NOPE',
+      message: 'nope',
+    });
+    await expect(lastValueFrom(client.send('observable.error', {}))).rejects.toHaveProperty('error', {
+      code: 'OBS',
+      message: 'from an observable',
+    });
   });
 
   it("RpcException with a string: { status: 'error', message }", async () => {
     await res.microservice({ controllers });
     const client = res.clientProxy();
-    await expect(lastValueFrom(client.send('rpc.string', {}))).rejects.toHaveProperty('error', { status: 'error', message: 'text' });
+    await expect(lastValueFrom(client.send('rpc.string', {}))).rejects.toHaveProperty('error', {
+      status: 'error',
+      message: 'text',
+    });
   });
 
   it('a plain Error: Internal server error, without its detail', async () => {
     await res.microservice({ controllers });
     const client = res.clientProxy();
-    await expect(lastValueFrom(client.send('plain.error', {}))).rejects.toHaveProperty('error', { status: 'error', message: 'Internal server error' });
+    await expect(lastValueFrom(client.send('plain.error', {}))).rejects.toHaveProperty('error', {
+      status: 'error',
+      message: 'Internal server error',
+    });
   });
 
   it('a result the codec cannot write: a clear error instead of a hang', async () => {
     await res.microservice({ controllers });
-    const error = await within(lastValueFrom(res.clientProxy().send('unserialisable', {})).catch((e: unknown) => e), 5000, 'the error');
-    expect(error).toMatchObject({ status: 'error', message: expect.stringContaining('The json codec cannot serialise this value') });
+    const error = await within(
+      lastValueFrom(res.clientProxy().send('unserialisable', {})).catch((e: unknown) => e),
+      5000,
+      'the error',
+    );
+    expect(error).toMatchObject({
+      status: 'error',
+      message: expect.stringContaining('The json codec cannot serialise this value'),
+    });
   });
 
   it('goes on the wire as WORK_EXCEPTION carrying that JSON', async () => {
@@ -437,7 +465,10 @@ describe('Nest enhancers', () => {
     await res.microservice({ controllers });
     const client = res.clientProxy();
     expect(await lastValueFrom(client.send('piped', { n: '12' }))).toEqual({ n: 12, type: 'number', square: 144 });
-    await expect(lastValueFrom(client.send('piped', { n: 'x' }))).rejects.toHaveProperty('error', { code: 'VALIDATION', message: 'n must be a positive integer' });
+    await expect(lastValueFrom(client.send('piped', { n: 'x' }))).rejects.toHaveProperty('error', {
+      code: 'VALIDATION',
+      message: 'n must be a positive integer',
+    });
     expect(probe.pipeInput).toEqual([{ n: '12' }, { n: 'x' }]);
   });
 
@@ -465,7 +496,11 @@ describe('@EventPattern: background jobs', () => {
     const client = res.clientProxy();
     const handle = await within(lastValueFrom(client.emit('ev.ok', { order: 42 })), 5000, 'emit()');
     expect(handle).toMatch(/^H:/);
-    expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({ data: { order: 42 }, handle, metadata: 'none' });
+    expect(await within(probe.event.promise, 5000, 'the event handler')).toEqual({
+      data: { order: 42 },
+      handle,
+      metadata: 'none',
+    });
     // Every handler of the pattern runs (Nest chains them on one Gearman function).
     expect(await within(probe.second.promise, 5000, 'the second event handler')).toEqual({ order: 42 });
   });
@@ -499,7 +534,9 @@ describe("Nest's processing hooks", () => {
       seen.push(`start ${(context as GearmanContext).getFunction()}`);
       return done();
     });
-    server.setOnProcessingEndHook((_transport, context) => seen.push(`end ${(context as GearmanContext).getFunction()}`));
+    server.setOnProcessingEndHook((_transport, context) =>
+      seen.push(`end ${(context as GearmanContext).getFunction()}`),
+    );
     await within(app.listen(), 10_000, 'app.listen()');
     const client = res.clientProxy();
     expect(await lastValueFrom(client.send('sum', [1, 2]))).toBe(3);
@@ -515,7 +552,7 @@ describe("Nest's processing hooks", () => {
     expect(seen.indexOf('start sum')).toBeLessThan(seen.indexOf('end sum'));
   });
 
-  it('a start hook that does not return done()\'s promise still gets every reply out', async () => {
+  it("a start hook that does not return done()'s promise still gets every reply out", async () => {
     const { app, server } = await res.createMicroservice({ controllers });
     server.setOnProcessingStartHook((_transport, _context, done) => {
       void done();
@@ -531,7 +568,11 @@ describe('GearmanContext', () => {
   it('gives the handle, function, unique and server', async () => {
     await res.microservice({ controllers });
     const client = res.clientProxy();
-    const events = await lastValueFrom(client.job<Record<string, string>>('ctx.info', new GearmanRecordBuilder({ a: 1 }).setUnique('u-ctx-1').build()).pipe(toArray()));
+    const events = await lastValueFrom(
+      client
+        .job<Record<string, string>>('ctx.info', new GearmanRecordBuilder({ a: 1 }).setUnique('u-ctx-1').build())
+        .pipe(toArray()),
+    );
     const created = events[0];
     const complete = events[events.length - 1];
     expect(created).toMatchObject({ type: 'created', server: gearmand.address });
@@ -553,7 +594,11 @@ describe('GearmanContext', () => {
   it('progress reaches client.job() in order: created, status, warning, data, status, complete', async () => {
     await res.microservice({ controllers });
     const client = res.clientProxy();
-    const events = await within(lastValueFrom(client.job('ctx.progress', { steps: 4 }).pipe(toArray())), 5000, 'job events');
+    const events = await within(
+      lastValueFrom(client.job('ctx.progress', { steps: 4 }).pipe(toArray())),
+      5000,
+      'job events',
+    );
     expect(events).toEqual([
       { type: 'created', handle: expect.stringMatching(/^H:/), server: gearmand.address },
       { type: 'status', numerator: 1, denominator: 4 },
@@ -563,7 +608,10 @@ describe('GearmanContext', () => {
       { type: 'complete', data: { done: true } },
     ]);
     // send() sees the WORK_DATA value, then the result.
-    expect(await lastValueFrom(client.send('ctx.progress', { steps: 2 }).pipe(toArray()))).toEqual([{ part: 1 }, { done: true }]);
+    expect(await lastValueFrom(client.send('ctx.progress', { steps: 2 }).pipe(toArray()))).toEqual([
+      { part: 1 },
+      { done: true },
+    ]);
   });
 });
 
@@ -585,7 +633,10 @@ describe('per-pattern codecs and payloads', () => {
   it('an empty payload reaches a JSON handler as undefined', async () => {
     await res.microservice({ controllers });
     const raw = await res.client();
-    expect(JSON.parse((await raw.run('describe', Buffer.alloc(0))).toString())).toEqual({ type: 'undefined', value: 'none' });
+    expect(JSON.parse((await raw.run('describe', Buffer.alloc(0))).toString())).toEqual({
+      type: 'undefined',
+      value: 'none',
+    });
   });
 
   it('invalid JSON gets a WORK_EXCEPTION naming the function and the fix, and the worker keeps serving', async () => {
@@ -601,7 +652,10 @@ describe('per-pattern codecs and payloads', () => {
     expect(body.message).toContain("extras.codec: 'text' or 'raw'");
     expect(logger.find('warn', /could not read its payload/)).toHaveLength(1);
 
-    expect(JSON.parse((await raw.run('describe', '{"ok":true}')).toString())).toEqual({ type: 'object', value: { ok: true } });
+    expect(JSON.parse((await raw.run('describe', '{"ok":true}')).toString())).toEqual({
+      type: 'object',
+      value: { ok: true },
+    });
     const client = res.clientProxy();
     await expect(lastValueFrom(client.send('describe', 5))).resolves.toEqual({ type: 'number', value: 5 });
   });
@@ -616,7 +670,10 @@ describe('metadata', () => {
     });
     expect(await lastValueFrom(client.send('meta', { a: 1 }))).toEqual({ data: { a: 1 }, metadata: { trace: 'x' } });
     await lastValueFrom(client.emit('ev.ok', 'payload'));
-    expect(await within(probe.event.promise, 5000, 'the event handler')).toMatchObject({ data: 'payload', metadata: { trace: 'x' } });
+    expect(await within(probe.event.promise, 5000, 'the event handler')).toMatchObject({
+      data: 'payload',
+      metadata: { trace: 'x' },
+    });
   });
 
   it('without sendMetadata, a plain Gearman worker sees only the JSON payload', async () => {

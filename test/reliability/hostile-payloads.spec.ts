@@ -21,7 +21,10 @@ const events: unknown[] = [];
 class HostileController {
   @MessagePattern('hp.json')
   json(@Payload() data: unknown) {
-    return { kind: data === null ? 'null' : typeof data, size: typeof data === 'string' ? data.length : (JSON.stringify(data)?.length ?? 0) };
+    return {
+      kind: data === null ? 'null' : typeof data,
+      size: typeof data === 'string' ? data.length : (JSON.stringify(data)?.length ?? 0),
+    };
   }
 
   @MessagePattern('hp.json.fail', { errorMode: 'fail' })
@@ -61,9 +64,15 @@ const payloads: Record<string, Buffer> = {
   '32 MiB of text (not JSON)': Buffer.alloc(32 * MiB, 'gearman '),
   '32 MiB JSON string': Buffer.concat([Buffer.from('"'), Buffer.alloc(32 * MiB - 2, 'x'), Buffer.from('"')]),
   'binary with NULs': Buffer.from([0, 1, 0, 0xff, 0xfe, 0x52, 0x45, 0x53, 0, 0x7b, 0x22, 0, 0xc3, 0x28, 0]),
-  'truncated metadata envelope': Buffer.concat([Buffer.from('\0NGM1', 'latin1'), Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from('{}')]),
+  'truncated metadata envelope': Buffer.concat([
+    Buffer.from('\0NGM1', 'latin1'),
+    Buffer.from([0xff, 0xff, 0xff, 0xff]),
+    Buffer.from('{}'),
+  ]),
   'JSON nested 200 000 deep': Buffer.from('['.repeat(200_000) + ']'.repeat(200_000)),
-  '__proto__ in JSON': Buffer.from('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}'),
+  '__proto__ in JSON': Buffer.from(
+    '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}',
+  ),
   'JSON null': Buffer.from('null'),
 };
 
@@ -81,7 +90,11 @@ function expected(fn: string, name: string, p: Buffer): { result: string } | 'er
       return { result: JSON.stringify({ kind: data === null ? 'null' : typeof data, size }) };
     }
     case 'hp.echo': {
-      if (envelope || ['invalid JSON', '32 MiB of text (not JSON)', 'binary with NULs', 'JSON nested 200 000 deep'].includes(name)) return 'error';
+      if (
+        envelope ||
+        ['invalid JSON', '32 MiB of text (not JSON)', 'binary with NULs', 'JSON nested 200 000 deep'].includes(name)
+      )
+        return 'error';
       return { result: p.length === 0 ? '' : JSON.stringify(JSON.parse(p.toString())) }; // re-serialised; empty stays empty
     }
     case 'hp.text': {
@@ -148,31 +161,40 @@ describe.each([
   });
   afterAll(() => conn.close());
 
-  it.each(Object.keys(payloads))('%s: every handler answers clearly, and the worker keeps serving', async (name) => {
-    const p = payloads[name];
-    for (const fn of FUNCTIONS) {
-      const want = expected(fn, name, p);
-      const got = await rawJob(conn, fn, p);
-      const what = `${fn} <- ${name}`;
-      if (want === 'error') {
-        if (got.type === 'exception') {
-          // Only for callers that asked, and only from patterns in exception mode; a readable message.
-          expect({ what, exceptions, fn }).toEqual({ what, exceptions: true, fn: expect.not.stringMatching(/fail$/) });
-          const body = JSON.parse(got.data.toString()) as { message?: unknown };
-          expect(typeof body.message).toBe('string');
-          expect((body.message as string).length).toBeGreaterThan(10);
+  it.each(Object.keys(payloads))(
+    '%s: every handler answers clearly, and the worker keeps serving',
+    async (name) => {
+      const p = payloads[name];
+      for (const fn of FUNCTIONS) {
+        const want = expected(fn, name, p);
+        const got = await rawJob(conn, fn, p);
+        const what = `${fn} <- ${name}`;
+        if (want === 'error') {
+          if (got.type === 'exception') {
+            // Only for callers that asked, and only from patterns in exception mode; a readable message.
+            expect({ what, exceptions, fn }).toEqual({
+              what,
+              exceptions: true,
+              fn: expect.not.stringMatching(/fail$/),
+            });
+            const body = JSON.parse(got.data.toString()) as { message?: unknown };
+            expect(typeof body.message).toBe('string');
+            expect((body.message as string).length).toBeGreaterThan(10);
+          } else {
+            expect({ what, type: got.type }).toEqual({ what, type: 'fail' });
+          }
         } else {
-          expect({ what, type: got.type }).toEqual({ what, type: 'fail' });
+          expect({ what, type: got.type }).toEqual({ what, type: 'complete' });
+          if (got.type === 'complete')
+            expect({ what, result: got.data.toString() }).toEqual({ what, result: want.result });
         }
-      } else {
-        expect({ what, type: got.type }).toEqual({ what, type: 'complete' });
-        if (got.type === 'complete') expect({ what, result: got.data.toString() }).toEqual({ what, result: want.result });
+        await healthy(conn);
       }
-      await healthy(conn);
-    }
-    // Nothing leaked into Object.prototype.
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  }, 60_000);
+      // Nothing leaked into Object.prototype.
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    },
+    60_000,
+  );
 
   it('the same payloads as background jobs to every handler leave the worker serving', async () => {
     for (const fn of FUNCTIONS) {

@@ -53,7 +53,9 @@ it(`client and worker survive ${FRAMES} hostile frames each (seed ${SEED}): type
   res.defer(() => forClient.close());
   res.defer(() => forWorker.close());
   const started = performance.now();
-  const child = res.tsx(fixturePath('hostile-run.ts'), [forClient.address, forWorker.address], { nodeArgs: ['--expose-gc'] });
+  const child = res.tsx(fixturePath('hostile-run.ts'), [forClient.address, forWorker.address], {
+    nodeArgs: ['--expose-gc'],
+  });
   await child.line('READY', 15_000);
 
   await Promise.all([forClient.waitForFrames(WARMUP_FRAMES, 20_000), forWorker.waitForFrames(WARMUP_FRAMES, 20_000)]);

@@ -28,10 +28,20 @@ async function faultProxy(): Promise<FaultProxy> {
 
 async function setup(fn: string, options: { submitTimeout?: number; maxJobs?: number } = {}) {
   const proxy = await faultProxy();
-  const c = new GearmanClient({ servers: [proxy.address], reconnect: BACKOFF, connectTimeout: 2000, submitTimeout: options.submitTimeout });
+  const c = new GearmanClient({
+    servers: [proxy.address],
+    reconnect: BACKOFF,
+    connectTimeout: 2000,
+    submitTimeout: options.submitTimeout,
+  });
   c.on('error', () => undefined);
   res.defer(() => c.close());
-  const w = res.worker({ servers: [proxy.address], reconnect: BACKOFF, connectTimeout: 2000, maxJobs: options.maxJobs ?? 16 });
+  const w = res.worker({
+    servers: [proxy.address],
+    reconnect: BACKOFF,
+    connectTimeout: 2000,
+    maxJobs: options.maxJobs ?? 16,
+  });
   w.on('error', () => undefined);
   w.register(fn, (job) => new Promise((resolve) => setImmediate(() => resolve(`ok:${job.payload.toString()}`))));
   await Promise.all([c.connect(), w.start()]);
@@ -66,7 +76,11 @@ describe('a network stall longer than the timeouts (sockets open, nothing forwar
     );
     for (const e of errors) expect(e).toBeInstanceOf(GearmanTimeoutError);
     // Hold the stall until every job in flight when it began, and a full round of replacements, failed.
-    await load.until(() => load.started >= startedBefore + 128 && load.failed >= 128, 5000, 'two rounds of jobs to time out');
+    await load.until(
+      () => load.started >= startedBefore + 128 && load.failed >= 128,
+      5000,
+      'two rounds of jobs to time out',
+    );
     const stalledMs = Math.round(performance.now() - stalledAt);
     const failedDuring = load.failed;
 
@@ -94,7 +108,11 @@ describe('connections cut under load (both sides, repeatedly)', () => {
   it('every job completes or fails typed within its timeout, jobs with a unique and retry all complete, and work resumes after each cut', async () => {
     const fn = 'cut';
     const { proxy, c, w } = await setup(fn);
-    const plain = new RoundTripLoad((n) => c.run(fn, `p${n}`, { timeout: 3000 }), { inFlight: 32, limitMs: 3000, expected: (n) => `ok:p${n}` }).start();
+    const plain = new RoundTripLoad((n) => c.run(fn, `p${n}`, { timeout: 3000 }), {
+      inFlight: 32,
+      limitMs: 3000,
+      expected: (n) => `ok:p${n}`,
+    }).start();
     const retried = new RoundTripLoad((n) => c.run(fn, `r${n}`, { unique: `cut-${n}`, retry: 5, timeout: 5000 }), {
       inFlight: 32,
       limitMs: 5000,
@@ -105,17 +123,16 @@ describe('connections cut under load (both sides, repeatedly)', () => {
     const CUTS = 10;
     for (let i = 1; i <= CUTS; i++) {
       await retried.until(() => retried.completed >= i * 300, 10_000, `${i * 300} retried completions`);
-      const up = Promise.all([
-        new Promise((r) => c.once('connected', r)),
-        new Promise((r) => w.once('connected', r)),
-      ]);
+      const up = Promise.all([new Promise((r) => c.once('connected', r)), new Promise((r) => w.once('connected', r))]);
       expect(proxy.cutAll()).toBeGreaterThanOrEqual(2);
       const cutAt = performance.now();
       await within(up, 2000, 'client and worker to reconnect after the cut');
       recovery.push(Math.round((await retried.firstCompletionSince(cutAt, 3000)) - cutAt));
     }
     await Promise.all([plain.stop(), retried.stop()]);
-    figures.push(`${CUTS} cuts (${proxy.counters.cut} connections cut): first retried job completed after ${JSON.stringify(recovery)} ms`);
+    figures.push(
+      `${CUTS} cuts (${proxy.counters.cut} connections cut): first retried job completed after ${JSON.stringify(recovery)} ms`,
+    );
     figures.push(`  plain jobs: ${plain.summary()}`);
     figures.push(`  unique+retry jobs: ${retried.summary()}`);
 
@@ -175,7 +192,8 @@ describe('slow and fragmented delivery', () => {
     });
     await w.start();
     const rand = prng(7);
-    const payload = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i % 7 === 0 ? 0 : Math.floor(rand() * 256))));
+    const payload = (size: number) =>
+      Buffer.from(Array.from({ length: size }, (_, i) => (i % 7 === 0 ? 0 : Math.floor(rand() * 256))));
     const rounds: { label: string; slow: number; fragment: number; sizes: number[] }[] = [
       { label: '1-byte pieces', slow: 0, fragment: 1, sizes: [0, 1, 11, 12, 13, 100, 300] },
       { label: '7-byte pieces, 5 ms per chunk', slow: 5, fragment: 7, sizes: [0, 5, 64, 1000, 4000] },
@@ -195,7 +213,9 @@ describe('slow and fragmented delivery', () => {
         expect(r.equals(Buffer.from(inputs[i]).reverse())).toBe(true);
         expect(Buffer.concat(data[i]).equals(inputs[i].subarray(0, 5))).toBe(true);
       });
-      figures.push(`${round.label}: ${round.sizes.length} jobs byte-exact in ${Math.round(performance.now() - started)} ms, ${proxy.counters.writes - writesBefore} proxy writes`);
+      figures.push(
+        `${round.label}: ${round.sizes.length} jobs byte-exact in ${Math.round(performance.now() - started)} ms, ${proxy.counters.writes - writesBefore} proxy writes`,
+      );
     }
     proxy.heal();
   }, 60_000);

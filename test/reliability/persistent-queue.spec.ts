@@ -29,7 +29,13 @@ async function run(how: Stop, uniques: 'distinct' | 'none') {
   const payloads = Array.from({ length: N }, (_, i) => `job-${i}-${'x'.repeat(i % 40)}`);
   const handles = await Promise.all(
     payloads.map((p, i) =>
-      c.submit(fn, p, { background: true, priority: (['high', 'normal', 'low'] as const)[i % 3], unique: uniques === 'distinct' ? `u-${i}` : undefined }).created(),
+      c
+        .submit(fn, p, {
+          background: true,
+          priority: (['high', 'normal', 'low'] as const)[i % 3],
+          unique: uniques === 'distinct' ? `u-${i}` : undefined,
+        })
+        .created(),
     ),
   );
   expect(new Set(handles).size).toBe(N);
@@ -79,21 +85,28 @@ async function run(how: Stop, uniques: 'distinct' | 'none') {
   return { missing, unexpected, queued, admin, fn };
 }
 
-describe.each<Stop>(['stop', 'kill'])('background jobs in a libsqlite3 queue across a gearmand %s and restart', (how) => {
-  it(`every one of ${N} jobs with distinct uniques runs at least once`, async () => {
-    const r = await run(how, 'distinct');
-    expect(r.missing).toEqual([]);
-    expect(r.unexpected).toEqual([]);
-    expect(r.queued).toBe(N);
-    // Nothing left behind: the queue drains to 0 once the last WORK_COMPLETEs reach gearmand
-    // (only observable through the admin protocol, so polled, bounded).
-    await eventually(async () => ((await r.admin.status()).find((s) => s.function === r.fn)?.total ?? 0) === 0, 5000, 'the queue to drain');
-  }, 30_000);
+describe.each<Stop>(['stop', 'kill'])(
+  'background jobs in a libsqlite3 queue across a gearmand %s and restart',
+  (how) => {
+    it(`every one of ${N} jobs with distinct uniques runs at least once`, async () => {
+      const r = await run(how, 'distinct');
+      expect(r.missing).toEqual([]);
+      expect(r.unexpected).toEqual([]);
+      expect(r.queued).toBe(N);
+      // Nothing left behind: the queue drains to 0 once the last WORK_COMPLETEs reach gearmand
+      // (only observable through the admin protocol, so polled, bounded).
+      await eventually(
+        async () => ((await r.admin.status()).find((s) => s.function === r.fn)?.total ?? 0) === 0,
+        5000,
+        'the queue to drain',
+      );
+    }, 30_000);
 
-  it(`every one of ${N} jobs submitted without a unique runs at least once`, async () => {
-    const r = await run(how, 'none');
-    expect(r.missing).toEqual([]);
-    expect(r.unexpected).toEqual([]);
-    expect(r.queued).toBe(N);
-  }, 30_000);
-});
+    it(`every one of ${N} jobs submitted without a unique runs at least once`, async () => {
+      const r = await run(how, 'none');
+      expect(r.missing).toEqual([]);
+      expect(r.unexpected).toEqual([]);
+      expect(r.queued).toBe(N);
+    }, 30_000);
+  },
+);

@@ -21,7 +21,11 @@ const RECOVERY_LIMIT = 2000;
 const res = useResources();
 const figures: string[] = [];
 
-afterAll(() => console.log(`gearmand SIGKILL/restart figures (backoff ${JSON.stringify(BACKOFF)}; times from the restart() call):\n  ${figures.join('\n  ')}`));
+afterAll(() =>
+  console.log(
+    `gearmand SIGKILL/restart figures (backoff ${JSON.stringify(BACKOFF)}; times from the restart() call):\n  ${figures.join('\n  ')}`,
+  ),
+);
 
 function echoWorker(servers: string[], fn: string): GearmanWorker {
   const w = new GearmanWorker({ servers, reconnect: BACKOFF, connectTimeout: 2000, maxJobs: 16 });
@@ -48,7 +52,8 @@ async function startLoad(servers: string[], fn: string, timeout: number, unique?
   const w = echoWorker(servers, fn);
   await Promise.all([c.connect(), w.start()]);
   await Promise.all([...c.connections, ...w.connections].map((conn) => conn.waitConnected(3000)));
-  const options = (n: number) => (unique === undefined ? { timeout } : { unique: `${unique}-${n}`, retry: true, timeout });
+  const options = (n: number) =>
+    unique === undefined ? { timeout } : { unique: `${unique}-${n}`, retry: true, timeout };
   const load = new RoundTripLoad((n) => c.run(fn, String(n), options(n)), {
     inFlight: IN_FLIGHT,
     limitMs: timeout,
@@ -64,12 +69,23 @@ async function startLoad(servers: string[], fn: string, timeout: number, unique?
  * work again: from the restart() call (gearmand's own start-up included) and from the moment
  * gearmand answered again.
  */
-async function killAndRestart(g: Gearmand, c: GearmanClient, w: GearmanWorker, load: RoundTripLoad, label: string, downAttempts = 4) {
+async function killAndRestart(
+  g: Gearmand,
+  c: GearmanClient,
+  w: GearmanWorker,
+  load: RoundTripLoad,
+  label: string,
+  downAttempts = 4,
+) {
   const isG = (s: string) => s === g.address;
   const clientDown = waitForEvent(c, 'disconnected', { filter: isG, what: 'the client to see the kill' });
   const workerDown = waitForEvent(w, 'disconnected', { filter: isG, what: 'the worker to see the kill' });
   const retried = (e: GearmanClient | GearmanWorker) =>
-    waitForEvent(e, 'reconnecting', { filter: (s: string, attempt: number) => isG(s) && attempt >= downAttempts, timeoutMs: 5000, what: `reconnect attempt ${downAttempts}` });
+    waitForEvent(e, 'reconnecting', {
+      filter: (s: string, attempt: number) => isG(s) && attempt >= downAttempts,
+      timeoutMs: 5000,
+      what: `reconnect attempt ${downAttempts}`,
+    });
   const outage = Promise.all([retried(c), retried(w)]);
   const completedBefore = load.completed;
   const failedBefore = load.failed;
@@ -124,7 +140,11 @@ describe('gearmand SIGKILL and restart under a round-trip load of 64 in flight',
     // The kills did hit jobs in flight, and those failed with the lost connection (or no server yet).
     expect(load.failed).toBeGreaterThan(0);
     for (const key of Object.keys(load.failures)) {
-      expect(['GearmanConnectionError:CONNECTION_LOST', 'GearmanConnectionError:NO_SERVER', 'GearmanTimeoutError:TIMEOUT']).toContain(key);
+      expect([
+        'GearmanConnectionError:CONNECTION_LOST',
+        'GearmanConnectionError:NO_SERVER',
+        'GearmanTimeoutError:TIMEOUT',
+      ]).toContain(key);
     }
   }, 60_000);
 

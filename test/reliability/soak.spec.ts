@@ -13,7 +13,9 @@ const JOBS = Number(process.env.SOAK_CI_JOBS ?? 20_000);
 const res = useResources();
 
 it(`${JOBS} jobs through the Nest transport: nothing grows`, async () => {
-  const child = res.tsx(SOAK, ['--jobs', String(JOBS), '--warmup', String(Math.floor(JOBS / 4))], { nodeArgs: ['--expose-gc'] });
+  const child = res.tsx(SOAK, ['--jobs', String(JOBS), '--warmup', String(Math.floor(JOBS / 4))], {
+    nodeArgs: ['--expose-gc'],
+  });
   const line = await child.line('REPORT ', 60_000);
   const exit = await child.exit(10_000);
   const report = JSON.parse(line.slice('REPORT '.length)) as {

@@ -26,7 +26,11 @@ it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sle
   await Promise.all(slow.map((s) => s.line('READY', 15_000)));
 
   const c = await res.client();
-  const track = (job: GearmanJob) => ({ job, complete: recordEvents(job, 'complete'), fail: recordEvents(job, 'fail') });
+  const track = (job: GearmanJob) => ({
+    job,
+    complete: recordEvents(job, 'complete'),
+    fail: recordEvents(job, 'fail'),
+  });
 
   // One job for each slow worker: each takes one and holds it.
   const held = Array.from({ length: SLOW_WORKERS }, (_, i) => track(c.submit(fn, `held-${i}`)));
@@ -52,7 +56,9 @@ it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sle
   await Promise.all(slow.map((s) => s.kill()));
   const heldResults = await within(Promise.all(held.map((h) => h.job.result())), 5000, 'the requeued jobs to complete');
   const recoveredMs = Math.round(performance.now() - killedAt);
-  console.log(`${SLOW_WORKERS} worker processes SIGKILLed: their jobs completed by the sleeping worker ${recoveredMs} ms after the kill`);
+  console.log(
+    `${SLOW_WORKERS} worker processes SIGKILLed: their jobs completed by the sleeping worker ${recoveredMs} ms after the kill`,
+  );
   expect(heldResults.map(String)).toEqual(held.map((_, i) => `done:held-${i}`));
 
   // Requeued under the same handles (docs/gearmand-behaviour.md#lost-workers), run once more each,
@@ -68,5 +74,9 @@ it(`${SLOW_WORKERS} worker processes SIGKILLed mid-job: gearmand requeues, a sle
     expect(t.fail.events).toHaveLength(0);
   }
   const admin = res.admin();
-  await eventually(async () => ((await admin.status()).find((r) => r.function === fn)?.total ?? 0) === 0, 3000, 'the queue to be empty');
+  await eventually(
+    async () => ((await admin.status()).find((r) => r.function === fn)?.total ?? 0) === 0,
+    3000,
+    'the queue to be empty',
+  );
 }, 30_000);

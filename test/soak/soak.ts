@@ -152,8 +152,15 @@ await run(WARMUP, JOBS, (done) => {
     nextSample += step;
     const m = process.memoryUsage();
     const seconds = (performance.now() - t0) / 1000;
-    samples.push({ jobs: done, rssMb: +(m.rss / MB).toFixed(1), heapMb: +(m.heapUsed / MB).toFixed(1), seconds: +seconds.toFixed(1) });
-    process.stderr.write(`soak: ${done} jobs, ${seconds.toFixed(1)} s, ${Math.round(done / seconds)} jobs/s, rss ${(m.rss / MB).toFixed(1)} MB\n`);
+    samples.push({
+      jobs: done,
+      rssMb: +(m.rss / MB).toFixed(1),
+      heapMb: +(m.heapUsed / MB).toFixed(1),
+      seconds: +seconds.toFixed(1),
+    });
+    process.stderr.write(
+      `soak: ${done} jobs, ${seconds.toFixed(1)} s, ${Math.round(done / seconds)} jobs/s, rss ${(m.rss / MB).toFixed(1)} MB\n`,
+    );
   }
 });
 const tEnd = performance.now();
@@ -167,13 +174,16 @@ const failures: string[] = [];
 const rssGrowth = (end.rss - warm.rss) / MB;
 if (completed !== JOBS) failures.push(`${completed} of ${JOBS} jobs completed`);
 if (errors.length > 0) failures.push(`errors: ${errors.join('; ')}`);
-if (rssGrowth >= RSS_LIMIT) failures.push(`RSS grew by ${rssGrowth.toFixed(1)} MB after warm-up (limit ${RSS_LIMIT} MB)`);
+if (rssGrowth >= RSS_LIMIT)
+  failures.push(`RSS grew by ${rssGrowth.toFixed(1)} MB after warm-up (limit ${RSS_LIMIT} MB)`);
 if (end.handles !== warm.handles) failures.push(`active handles ${warm.handles} -> ${end.handles}`);
 for (const key of new Set([...Object.keys(warm.resources), ...Object.keys(end.resources)])) {
-  if ((warm.resources[key] ?? 0) !== (end.resources[key] ?? 0)) failures.push(`active ${key} ${warm.resources[key] ?? 0} -> ${end.resources[key] ?? 0}`);
+  if ((warm.resources[key] ?? 0) !== (end.resources[key] ?? 0))
+    failures.push(`active ${key} ${warm.resources[key] ?? 0} -> ${end.resources[key] ?? 0}`);
 }
 for (const key of new Set([...Object.keys(warm.listeners), ...Object.keys(end.listeners)])) {
-  if ((warm.listeners[key] ?? 0) !== (end.listeners[key] ?? 0)) failures.push(`listeners ${key} ${warm.listeners[key] ?? 0} -> ${end.listeners[key] ?? 0}`);
+  if ((warm.listeners[key] ?? 0) !== (end.listeners[key] ?? 0))
+    failures.push(`listeners ${key} ${warm.listeners[key] ?? 0} -> ${end.listeners[key] ?? 0}`);
 }
 
 const measured = JOBS - WARMUP;
@@ -185,7 +195,12 @@ const report = {
   started,
   seconds: +((tEnd - t0) / 1000).toFixed(1),
   jobsPerSecond: Math.round(measured / ((tEnd - tWarm) / 1000)),
-  rssMb: { afterWarmup: +(warm.rss / MB).toFixed(1), end: +(end.rss / MB).toFixed(1), growth: +rssGrowth.toFixed(1), limit: RSS_LIMIT },
+  rssMb: {
+    afterWarmup: +(warm.rss / MB).toFixed(1),
+    end: +(end.rss / MB).toFixed(1),
+    growth: +rssGrowth.toFixed(1),
+    limit: RSS_LIMIT,
+  },
   heapUsedMb: { afterWarmup: +(warm.heapUsed / MB).toFixed(1), end: +(end.heapUsed / MB).toFixed(1) },
   handles: { afterWarmup: warm.handles, end: end.handles },
   resources: { afterWarmup: warm.resources, end: end.resources },

@@ -30,7 +30,11 @@ export function fixturePath(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 }
 
-export function spawnTsx(script: string, args: string[], options: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): TsxChild {
+export function spawnTsx(
+  script: string,
+  args: string[],
+  options: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+): TsxChild {
   const env = { ...process.env, ...options.env };
   delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is neither needed nor wanted there
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args], {
@@ -62,7 +66,10 @@ export function spawnTsx(script: string, args: string[], options: { nodeArgs?: s
     line(prefix, timeoutMs) {
       const seen = lines.find((l) => l.startsWith(prefix));
       if (seen !== undefined) return Promise.resolve(seen);
-      if (status) return Promise.reject(new Error(`no "${prefix}" line: the child exited (${JSON.stringify(status)}) ${describe()}`));
+      if (status)
+        return Promise.reject(
+          new Error(`no "${prefix}" line: the child exited (${JSON.stringify(status)}) ${describe()}`),
+        );
       return waitForEvent<[string]>(reader, 'line', {
         filter: (l) => l.startsWith(prefix),
         timeoutMs,

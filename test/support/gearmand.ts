@@ -130,11 +130,16 @@ export class Gearmand {
     const bin = gearmandPath();
     const o = this.options;
     const args = [
-      '-L', this.host,
-      '-p', String(this.port),
-      '-t', String(o.threads ?? 1),
-      '-P', join(this.dir, 'gearmand.pid'),
-      '-l', this.logFile,
+      '-L',
+      this.host,
+      '-p',
+      String(this.port),
+      '-t',
+      String(o.threads ?? 1),
+      '-P',
+      join(this.dir, 'gearmand.pid'),
+      '-l',
+      this.logFile,
       '--verbose=ERROR',
     ];
     if (o.queueType) args.push('-q', o.queueType);
@@ -173,7 +178,9 @@ export class Gearmand {
       }
       if (Date.now() > deadline) {
         await this.stop();
-        throw new Error(`gearmand on port ${this.port} did not answer within ${o.startTimeout ?? 10_000} ms. ${this.readLog()}`);
+        throw new Error(
+          `gearmand on port ${this.port} did not answer within ${o.startTimeout ?? 10_000} ms. ${this.readLog()}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }

@@ -74,7 +74,16 @@ const SERVER_TYPES = [
   PacketType.STATUS_RES_UNIQUE,
 ];
 const ALL_TYPES = PACKET_SPECS.map((s, i) => (s ? i : -1)).filter((i) => i > 0);
-const ERROR_CODES = ['INVALID_MAGIC', 'INVALID_COMMAND', 'JOB_NOT_FOUND', 'QUEUE_ERROR', 'ARGUMENT_TOO_LARGE', 'UNKNOWN_OPTION', '', 'ÿ\x01'];
+const ERROR_CODES = [
+  'INVALID_MAGIC',
+  'INVALID_COMMAND',
+  'JOB_NOT_FOUND',
+  'QUEUE_ERROR',
+  'ARGUMENT_TOO_LARGE',
+  'UNKNOWN_OPTION',
+  '',
+  'ÿ\x01',
+];
 const NUMBERS = ['0', '1', '2', '-1', '100', '99999999999999999999', 'abc', '', '1e309', 'NaN', '0x10', ' 7'];
 
 class HostileConnection {
@@ -116,7 +125,8 @@ class HostileConnection {
         this.decoder.push(chunk);
       } catch (err) {
         server.counters.peerProtocolErrors++;
-        if (server.peerErrors.length < 10) server.peerErrors.push(`${(err as Error).message}; chunk starts ${chunk.subarray(0, 48).toString('hex')}`);
+        if (server.peerErrors.length < 10)
+          server.peerErrors.push(`${(err as Error).message}; chunk starts ${chunk.subarray(0, 48).toString('hex')}`);
         this.close();
       }
     });
@@ -216,7 +226,14 @@ class HostileConnection {
       case PacketType.STATUS_RES:
         return [this.handle(), this.pick(NUMBERS), this.pick(NUMBERS), this.pick(NUMBERS), this.pick(NUMBERS)];
       case PacketType.STATUS_RES_UNIQUE:
-        return [this.text(20), this.pick(NUMBERS), this.pick(NUMBERS), this.pick(NUMBERS), this.pick(NUMBERS), this.pick(NUMBERS)];
+        return [
+          this.text(20),
+          this.pick(NUMBERS),
+          this.pick(NUMBERS),
+          this.pick(NUMBERS),
+          this.pick(NUMBERS),
+          this.pick(NUMBERS),
+        ];
       default: {
         const spec = PACKET_SPECS[type]!;
         const n = spec.argc + (spec.data ? 1 : 0);
@@ -269,7 +286,9 @@ class HostileConnection {
       case PacketType.ECHO_REQ:
         return this.frame(PacketType.ECHO_RES, [p.args[0]]);
       case PacketType.OPTION_REQ:
-        return this.chance(0.8) ? this.frame(PacketType.OPTION_RES, [p.args[0]]) : this.frame(PacketType.ERROR, ['UNKNOWN_OPTION', 'no']);
+        return this.chance(0.8)
+          ? this.frame(PacketType.OPTION_RES, [p.args[0]])
+          : this.frame(PacketType.ERROR, ['UNKNOWN_OPTION', 'no']);
       case PacketType.GET_STATUS:
         return this.frame(PacketType.STATUS_RES, [arg0(), '1', '0', '0', '0']);
       case PacketType.GET_STATUS_UNIQUE:
@@ -277,7 +296,9 @@ class HostileConnection {
       case PacketType.WORK_COMPLETE:
       case PacketType.WORK_FAIL:
       case PacketType.WORK_EXCEPTION:
-        return this.chance(0.2) ? this.frame(PacketType.ERROR, ['JOB_NOT_FOUND', 'Job given in work result not found']) : undefined;
+        return this.chance(0.2)
+          ? this.frame(PacketType.ERROR, ['JOB_NOT_FOUND', 'Job given in work result not found'])
+          : undefined;
       default:
         return undefined;
     }
@@ -369,7 +390,21 @@ class HostileConnection {
       const r = this.int(8);
       if (r === 0) out.push(this.randomFrame());
       else if (r === 1) out.push(this.data());
-      else out.push(Buffer.from(this.pick(['OK\r\n', 'ERR UNKNOWN_JOB Unknown+job\r\n', 'ERR x\r\n', '.\n', 'OK 1.1.20+ds\n', 'fn\t1\t0\t1\n.\n', `${this.text(30)}\n`]), 'latin1'));
+      else
+        out.push(
+          Buffer.from(
+            this.pick([
+              'OK\r\n',
+              'ERR UNKNOWN_JOB Unknown+job\r\n',
+              'ERR x\r\n',
+              '.\n',
+              'OK 1.1.20+ds\n',
+              'fn\t1\t0\t1\n.\n',
+              `${this.text(30)}\n`,
+            ]),
+            'latin1',
+          ),
+        );
     }
     this.socket.write(Buffer.concat(out));
     if (this.chance(0.2)) this.close();
@@ -452,7 +487,9 @@ export class HostileServer extends EventEmitter<{ progress: [frames: number] }> 
       };
       const timer = setTimeout(() => {
         this.off('progress', onProgress);
-        reject(new Error(`the hostile server sent only ${this.counters.frames} of ${frames} frames within ${timeoutMs} ms`));
+        reject(
+          new Error(`the hostile server sent only ${this.counters.frames} of ${frames} frames within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       this.on('progress', onProgress);
     });

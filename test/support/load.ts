@@ -117,7 +117,8 @@ export class RoundTripLoad extends EventEmitter<{ settled: [Settled] }> {
     this.inFlight--;
     const latency = s.settledAt - s.startedAt;
     this.maxLatencyMs = Math.max(this.maxLatencyMs, latency);
-    if (latency > this.options.limitMs + (this.options.slackMs ?? 500)) this.late.push(`job ${s.n} settled after ${Math.round(latency)} ms`);
+    if (latency > this.options.limitMs + (this.options.slackMs ?? 500))
+      this.late.push(`job ${s.n} settled after ${Math.round(latency)} ms`);
     if (s.error === undefined) {
       const got = String(result);
       const want = this.options.expected(s.n);

@@ -51,7 +51,10 @@ export function decodeAll(chunks: readonly Buffer[], magic: Magic = 'RES'): Pack
 
 /** A packet as plain strings (latin1 keeps every byte, NULs included), for readable equality checks. */
 export function show(packet: Packet): { type: string; args: string[] } {
-  return { type: PACKET_SPECS[packet.type]?.name ?? `#${packet.type}`, args: packet.args.map((a) => a.toString('latin1')) };
+  return {
+    type: PACKET_SPECS[packet.type]?.name ?? `#${packet.type}`,
+    args: packet.args.map((a) => a.toString('latin1')),
+  };
 }
 
 /** Data containing NULs and bytes that are not valid UTF-8: must survive the codec unchanged. */

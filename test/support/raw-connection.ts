@@ -83,7 +83,12 @@ class Inbox<T> {
 
 /** A binary Gearman connection: `send` request packets, `next` the response packets in order. */
 /** Feeds what `socket` reads to `parse`; a parse error, a socket error or the close fails `inbox`. */
-function feed(socket: Socket, inbox: Pick<Inbox<unknown>, 'fail'>, parse: (chunk: Buffer) => void, closed: string): void {
+function feed(
+  socket: Socket,
+  inbox: Pick<Inbox<unknown>, 'fail'>,
+  parse: (chunk: Buffer) => void,
+  closed: string,
+): void {
   socket.on('data', (chunk: Buffer) => {
     try {
       parse(chunk);

@@ -214,7 +214,8 @@ it('every error class of every entry point extends GearmanError', () => {
   );
   expect(errors.length).toBeGreaterThan(10);
   for (const [name, error] of errors) {
-    const extendsRoot = error === main.GearmanError || (error as { prototype: unknown }).prototype instanceof main.GearmanError;
+    const extendsRoot =
+      error === main.GearmanError || (error as { prototype: unknown }).prototype instanceof main.GearmanError;
     expect({ name, extendsRoot }).toEqual({ name, extendsRoot: true });
   }
 });

@@ -115,14 +115,22 @@ export class GearmanAdminConnection {
    */
   command(line: string): Promise<string[]> {
     if (typeof line !== 'string' || /[\r\n\0]/.test(line)) {
-      return Promise.reject(invalidArgument(`An admin command is one line: it must not contain \\r, \\n or NUL (got ${JSON.stringify(line)})`));
+      return Promise.reject(
+        invalidArgument(
+          `An admin command is one line: it must not contain \\r, \\n or NUL (got ${JSON.stringify(line)})`,
+        ),
+      );
     }
     if (line.trim() === '') {
       return Promise.reject(invalidArgument('The admin command is empty: pass a command such as "status"'));
     }
     if (this.closed) {
       return Promise.reject(
-        new GearmanConnectionError('CLOSED', `The admin connection to ${this.address} was closed: create a new one to send "${line}"`, this.address),
+        new GearmanConnectionError(
+          'CLOSED',
+          `The admin connection to ${this.address} was closed: create a new one to send "${line}"`,
+          this.address,
+        ),
       );
     }
     return new Promise<string[]>((resolve, reject) => {
@@ -270,7 +278,12 @@ export class GearmanAdminConnection {
     const done = new Promise<void>((resolve) => link.socket.once('close', () => resolve()));
     this.shut(
       link,
-      (c) => new GearmanConnectionError('CLOSED', `The admin connection to ${this.address} was closed before gearmand answered "${c.line}"`, this.address),
+      (c) =>
+        new GearmanConnectionError(
+          'CLOSED',
+          `The admin connection to ${this.address} was closed before gearmand answered "${c.line}"`,
+          this.address,
+        ),
     );
     await done;
   }
@@ -405,7 +418,11 @@ export class GearmanAdminConnection {
           ? ': check the number of arguments'
           : '';
     entry.reject(
-      new GearmanAdminError(code, `gearmand at ${this.address} answered "${entry.line}" with ERR ${code}${message ? ` (${message})` : ''}${hint}`, this.address),
+      new GearmanAdminError(
+        code,
+        `gearmand at ${this.address} answered "${entry.line}" with ERR ${code}${message ? ` (${message})` : ''}${hint}`,
+        this.address,
+      ),
     );
   }
 }

@@ -2,12 +2,16 @@ import type { FunctionPriorityStatus, FunctionStatus, JobInfo, WorkerInfo } from
 import { GearmanError, invalidArgument } from '../errors.js';
 import { type ConnectionOptions, resolveConnectionOptions } from '../options.js';
 import { resolveServers } from '../servers.js';
-import { checkToken, GearmanAdminConnection, type GearmanAdminConnectionOptions, type MaxQueueLimits } from './admin-connection.js';
+import {
+  checkToken,
+  GearmanAdminConnection,
+  type GearmanAdminConnectionOptions,
+  type MaxQueueLimits,
+} from './admin-connection.js';
 
 /** Options of {@link GearmanAdmin}: the shared connection options an admin socket uses, and its command timeout. */
 export interface GearmanAdminOptions
-  extends Pick<ConnectionOptions, 'servers' | 'tls'>,
-    GearmanAdminConnectionOptions {}
+  extends Pick<ConnectionOptions, 'servers' | 'tls'>, GearmanAdminConnectionOptions {}
 
 /** One server's outcome in a multi-server call: its value, or the error it failed with. */
 export type ServerResult<T> =
@@ -57,7 +61,10 @@ export class GearmanAdmin {
     });
     const { commandTimeout } = options;
     for (const server of servers) {
-      this.connections.set(server.address, new GearmanAdminConnection(server, { connectTimeout, keepAlive, commandTimeout }));
+      this.connections.set(
+        server.address,
+        new GearmanAdminConnection(server, { connectTimeout, keepAlive, commandTimeout }),
+      );
     }
   }
 
@@ -76,7 +83,9 @@ export class GearmanAdmin {
     }
     const connection = this.connections.get(key);
     if (!connection) {
-      throw invalidArgument(`Unknown gearmand ${JSON.stringify(address)}: this GearmanAdmin knows ${this.servers.join(', ')}`);
+      throw invalidArgument(
+        `Unknown gearmand ${JSON.stringify(address)}: this GearmanAdmin knows ${this.servers.join(', ')}`,
+      );
     }
     return connection;
   }
@@ -165,7 +174,10 @@ export class GearmanAdmin {
    * limit silently missing on one server is worse than an error: `maxqueue` is idempotent, so
    * retry (or use `eachServer`).
    */
-  async maxqueue(fn: string, limit: number | MaxQueueLimits): Promise<Array<{ readonly server: string; readonly applied: boolean }>> {
+  async maxqueue(
+    fn: string,
+    limit: number | MaxQueueLimits,
+  ): Promise<Array<{ readonly server: string; readonly applied: boolean }>> {
     const results = await this.eachServer((c) => c.maxqueue(fn, limit));
     const failures = failed(results);
     if (failures.length === 0) return results.flatMap((r) => (r.ok ? [{ server: r.server, applied: r.value }] : []));
@@ -210,7 +222,10 @@ export class GearmanAdmin {
   }
 
   /** The servers that answered; rejects only when none did. */
-  private async answered<T>(what: string, fn: (connection: GearmanAdminConnection) => Promise<T>): Promise<Array<{ server: string; value: T }>> {
+  private async answered<T>(
+    what: string,
+    fn: (connection: GearmanAdminConnection) => Promise<T>,
+  ): Promise<Array<{ server: string; value: T }>> {
     const results = await this.eachServer(fn);
     const ok = results.flatMap((r) => (r.ok ? [{ server: r.server, value: r.value }] : []));
     if (ok.length > 0) return ok;

@@ -15,7 +15,13 @@ import {
   GearmanJobError,
   invalidArgument,
 } from '../errors.js';
-import { type ConnectionOptions, ENGINE_DEFAULTS, positiveInt, type ResolvedConnectionOptions, resolveConnectionOptions } from '../options.js';
+import {
+  type ConnectionOptions,
+  ENGINE_DEFAULTS,
+  positiveInt,
+  type ResolvedConnectionOptions,
+  resolveConnectionOptions,
+} from '../options.js';
 import { type ServerStrategy, ServerPool } from '../server-pool.js';
 import { Canceller } from './canceller.js';
 import { type GearmanJob, JobControl, type JobStatus } from './job.js';
@@ -71,17 +77,22 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     super();
     this.settings = resolveConnectionOptions(options);
     const strategy = options.strategy ?? 'hash';
-    if (!STRATEGIES.includes(strategy)) throw invalidArgument(`Invalid strategy ${JSON.stringify(strategy)}: use ${STRATEGIES.join(', ')}`);
+    if (!STRATEGIES.includes(strategy))
+      throw invalidArgument(`Invalid strategy ${JSON.stringify(strategy)}: use ${STRATEGIES.join(', ')}`);
     this.submitTimeout = positiveInt('submitTimeout', options.submitTimeout, ENGINE_DEFAULTS.submitTimeout);
     const timeout = options.timeout === undefined ? undefined : positiveInt('timeout', options.timeout, 0);
     this.exceptions = options.exceptions !== false;
-    this.canceller = new Canceller(this.settings.connectTimeout, this.tables, (handle, conn) => this.statusOn(conn, handle));
+    this.canceller = new Canceller(this.settings.connectTimeout, this.tables, (handle, conn) =>
+      this.statusOn(conn, handle),
+    );
     this.timers = new JobTimers(
       { submitTimeout: this.submitTimeout, timeout },
       (job) => this.untrack(job),
       (job) => this.canceller.giveUp(job),
     );
-    this.connections = this.settings.servers.map((server) => this.createConnection(new GearmanConnection(server, this.settings)));
+    this.connections = this.settings.servers.map((server) =>
+      this.createConnection(new GearmanConnection(server, this.settings)),
+    );
     this.pool = new ServerPool(this.connections);
     this.router = new Router(
       { strategy, connectTimeout: this.settings.connectTimeout, submitTimeout: this.submitTimeout },
@@ -291,8 +302,12 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly failJob = (job: JobControl): void => {
     const { functionName } = job.request;
     const handle = job.handle!;
-    if (this.canceller.isCancelling(job)) job.fail(new GearmanCancelledError(`Job ${functionName} (${handle}) was cancelled while queued`));
-    else job.fail(new GearmanJobError('JOB_FAILED', `Job ${functionName} (${handle}) failed (WORK_FAIL)`, handle, functionName));
+    if (this.canceller.isCancelling(job))
+      job.fail(new GearmanCancelledError(`Job ${functionName} (${handle}) was cancelled while queued`));
+    else
+      job.fail(
+        new GearmanJobError('JOB_FAILED', `Job ${functionName} (${handle}) failed (WORK_FAIL)`, handle, functionName),
+      );
   };
 
   /** Stops tracking a settled job (timeouts, aborts, cancels). */
@@ -354,7 +369,15 @@ function failWithException(job: JobControl, data: Buffer): void {
   const { functionName } = job.request;
   const handle = job.handle!;
   job.job.emit('exception', data);
-  job.fail(new GearmanJobError('JOB_EXCEPTION', `Job ${functionName} (${handle}) failed with an exception: ${preview(data)}`, handle, functionName, data));
+  job.fail(
+    new GearmanJobError(
+      'JOB_EXCEPTION',
+      `Job ${functionName} (${handle}) failed with an exception: ${preview(data)}`,
+      handle,
+      functionName,
+      data,
+    ),
+  );
 }
 
 function preview(data: Buffer): string {

@@ -80,7 +80,12 @@ export class JobTimers {
    */
   ownSubmitTimer(job: JobControl): void {
     if (job.submitDeadline < 0) return;
-    const timer = setTimeout(failSubmit, Math.max(0, job.submitDeadline - performance.now()), job, this.settings.submitTimeout);
+    const timer = setTimeout(
+      failSubmit,
+      Math.max(0, job.submitDeadline - performance.now()),
+      job,
+      this.settings.submitTimeout,
+    );
     job.submitDeadline = -1;
     const previous = job.cleanup;
     job.cleanup = (j) => {
@@ -121,6 +126,8 @@ export class JobTimers {
 function failSubmit(job: JobControl, submitTimeout: number): void {
   if (job.state !== 'submitting') return;
   job.fail(
-    new GearmanTimeoutError(`No JOB_CREATED for ${job.request.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable?`),
+    new GearmanTimeoutError(
+      `No JOB_CREATED for ${job.request.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable?`,
+    ),
   );
 }

@@ -150,7 +150,8 @@ export class JobControl {
   }
 
   result(): Promise<Buffer> {
-    if (this.outcome) return this.outcome.error ? Promise.reject(this.outcome.error) : Promise.resolve(this.outcome.data!);
+    if (this.outcome)
+      return this.outcome.error ? Promise.reject(this.outcome.error) : Promise.resolve(this.outcome.data!);
     return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
   }
 

@@ -24,7 +24,12 @@ interface ParkedJob {
 class ParkedJobs {
   private readonly jobs = new Fifo<ParkedJob>();
 
-  park(job: JobControl, exclude: Set<GearmanConnection> | undefined, deadline: number, expire: (job: JobControl) => void): void {
+  park(
+    job: JobControl,
+    exclude: Set<GearmanConnection> | undefined,
+    deadline: number,
+    expire: (job: JobControl) => void,
+  ): void {
     const timer = setTimeout(expire, Math.max(0, deadline - Date.now()), job);
     this.jobs.push({ job, exclude, deadline, timer });
   }
@@ -67,7 +72,10 @@ export class Router {
   route(job: JobControl, exclude?: Set<GearmanConnection>, deadline?: number): void {
     if (job.finished) return;
     // The common case (a first submit, a server up) without closures: they would be allocated per job.
-    const conn = exclude === undefined ? this.pool.pick(this.settings.strategy, job.request.unique || undefined, undefined, true) : undefined;
+    const conn =
+      exclude === undefined
+        ? this.pool.pick(this.settings.strategy, job.request.unique || undefined, undefined, true)
+        : undefined;
     if (conn) this.send(conn, job);
     else this.routeOrPark(job, exclude, deadline);
   }
@@ -97,7 +105,11 @@ export class Router {
     for (const p of this.parked.release()) p.job.fail(error);
   }
 
-  private pick(job: JobControl, exclude: Set<GearmanConnection> | undefined, patient: boolean): GearmanConnection | undefined {
+  private pick(
+    job: JobControl,
+    exclude: Set<GearmanConnection> | undefined,
+    patient: boolean,
+  ): GearmanConnection | undefined {
     // `exclude` (the server a retried job was lost on) is only a preference: when no other server is
     // live, that server is used again once it is back (a restarted gearmand lost the job with its memory).
     const unique = job.request.unique || undefined;
@@ -107,7 +119,11 @@ export class Router {
     );
   }
 
-  private routeOrPark(job: JobControl, exclude: Set<GearmanConnection> | undefined, deadline: number | undefined): void {
+  private routeOrPark(
+    job: JobControl,
+    exclude: Set<GearmanConnection> | undefined,
+    deadline: number | undefined,
+  ): void {
     const conn = this.pick(job, exclude, true);
     if (conn) {
       this.send(conn, job);
@@ -148,7 +164,9 @@ export class Router {
   private async resubmitWhereLost(conn: GearmanConnection, job: JobControl): Promise<void> {
     try {
       for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
-        const status = readStatusReply(await conn.call(PacketType.GET_STATUS_UNIQUE, [job.request.unique], this.settings.submitTimeout));
+        const status = readStatusReply(
+          await conn.call(PacketType.GET_STATUS_UNIQUE, [job.request.unique], this.settings.submitTimeout),
+        );
         const orphan = status.known && !status.running && (status.waitingClients ?? 0) === 0;
         if (!orphan || job.finished || this.closed) break;
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
@@ -168,4 +186,3 @@ export class Router {
     this.submits.get(conn)!.send(job);
   }
 }
-

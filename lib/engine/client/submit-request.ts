@@ -67,7 +67,9 @@ export function buildSubmitRequest(
   newUnique: () => string = randomUUID,
 ): SubmitRequest {
   if (typeof functionName !== 'string' || functionName === '' || functionName.includes('\0')) {
-    throw invalidArgument(`Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`);
+    throw invalidArgument(
+      `Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`,
+    );
   }
   const unique = options.unique ?? '';
   if (typeof unique !== 'string' || Buffer.byteLength(unique) > MAX_UNIQUE_LENGTH || unique.includes('\0')) {
@@ -77,15 +79,18 @@ export function buildSubmitRequest(
     );
   }
   const priority = options.priority ?? 'normal';
-  if (!(priority in SUBMIT_TYPES)) throw invalidArgument(`Invalid priority ${JSON.stringify(priority)}: use high, normal or low`);
+  if (!(priority in SUBMIT_TYPES))
+    throw invalidArgument(`Invalid priority ${JSON.stringify(priority)}: use high, normal or low`);
   const epoch = options.epoch instanceof Date ? Math.floor(options.epoch.getTime() / 1000) : options.epoch;
   if (epoch !== undefined && (!Number.isInteger(epoch) || epoch < 0)) {
     throw invalidArgument(`Invalid epoch ${String(options.epoch)}: use whole seconds since 1970 or a Date`);
   }
-  if (epoch !== undefined && options.reducer) throw invalidArgument('A job cannot be both scheduled (epoch) and a reduce job');
+  if (epoch !== undefined && options.reducer)
+    throw invalidArgument('A job cannot be both scheduled (epoch) and a reduce job');
   const background = options.background === true || epoch !== undefined;
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  const retries = unique && options.retry ? (options.retry === true ? ENGINE_DEFAULTS.retries : Math.max(0, options.retry)) : 0;
+  const retries =
+    unique && options.retry ? (options.retry === true ? ENGINE_DEFAULTS.retries : Math.max(0, options.retry)) : 0;
   // A background job without a unique gets a random one on the wire, as libgearman does:
   // gearmand's persistent queues key jobs by unique, so jobs with an empty one overwrite each
   // other and all but one are lost on a restart (docs/gearmand-behaviour.md#persistent-queues).

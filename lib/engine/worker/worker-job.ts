@@ -82,7 +82,11 @@ export class WorkerJob {
   }
 
   private report(type: number, args: PacketArg[]): void {
-    if (this.done) throw new GearmanError('JOB_FINISHED', `Job ${this.handle} (${this.functionName}) already ended: nothing more can be sent for it`);
+    if (this.done)
+      throw new GearmanError(
+        'JOB_FINISHED',
+        `Job ${this.handle} (${this.functionName}) already ended: nothing more can be sent for it`,
+      );
     if (this.control.lost || !this.control.conn.connected) return;
     this.control.conn.send(type, args);
   }

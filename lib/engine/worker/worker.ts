@@ -140,11 +140,15 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   /** Registers a function (CAN_DO, or CAN_DO_TIMEOUT with `timeout` in ms) on every server. */
   register(functionName: string, handler: JobHandler, options: RegisterOptions = {}): this {
     if (typeof functionName !== 'string' || functionName === '' || functionName.includes('\0')) {
-      throw invalidArgument(`Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`);
+      throw invalidArgument(
+        `Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`,
+      );
     }
     if (typeof handler !== 'function') throw invalidArgument(`The handler for ${functionName} must be a function`);
     if (options.timeout !== undefined && (!Number.isInteger(options.timeout) || options.timeout <= 0)) {
-      throw invalidArgument(`timeout for ${functionName} must be whole milliseconds > 0 (gearmand raises values below 1000 to 1000)`);
+      throw invalidArgument(
+        `timeout for ${functionName} must be whole milliseconds > 0 (gearmand raises values below 1000 to 1000)`,
+      );
     }
     this.functions.set(functionName, { handler, options });
     for (const state of this.states) {
@@ -391,7 +395,13 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     if (value === undefined || value === null) job.complete();
     else if (typeof value === 'string' || value instanceof Uint8Array) job.complete(value);
     else {
-      this.handlerFailed(job, reg, invalidArgument(`The handler for ${job.functionName} returned ${typeof value}; return a Buffer, a string or nothing`));
+      this.handlerFailed(
+        job,
+        reg,
+        invalidArgument(
+          `The handler for ${job.functionName} returned ${typeof value}; return a Buffer, a string or nothing`,
+        ),
+      );
     }
   }
 

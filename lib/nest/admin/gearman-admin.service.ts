@@ -77,7 +77,10 @@ export class GearmanAdminService implements OnModuleDestroy {
           const latency = await Promise.race([
             this.pinger.echo(server),
             new Promise<never>((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`no ECHO reply within ${this.pingTimeout} ms`)), this.pingTimeout);
+              timer = setTimeout(
+                () => reject(new Error(`no ECHO reply within ${this.pingTimeout} ms`)),
+                this.pingTimeout,
+              );
             }),
           ]);
           return { server, up: true, latencyMs: Math.round(latency * 100) / 100 };
@@ -127,7 +130,10 @@ export class GearmanAdminService implements OnModuleDestroy {
   }
 
   /** Sets a queue limit for a function on every server (one limit, or one per priority). */
-  maxqueue(fn: string, limit: number | MaxQueueLimits): Promise<Array<{ readonly server: string; readonly applied: boolean }>> {
+  maxqueue(
+    fn: string,
+    limit: number | MaxQueueLimits,
+  ): Promise<Array<{ readonly server: string; readonly applied: boolean }>> {
     return this.admin.maxqueue(fn, limit);
   }
 

@@ -6,11 +6,19 @@ import type { GearmanCodecOption } from '../codecs.js';
  * passed to `GearmanClient.submit()` as they are, plus the codec of this call.
  * `background` on `send()` runs a background job: it emits the handle and completes at JOB_CREATED.
  */
-export interface GearmanRecordOptions
-  extends Pick<
-    SubmitOptions,
-    'priority' | 'unique' | 'background' | 'epoch' | 'reducer' | 'aggregator' | 'timeout' | 'submitTimeout' | 'signal' | 'retry'
-  > {
+export interface GearmanRecordOptions extends Pick<
+  SubmitOptions,
+  | 'priority'
+  | 'unique'
+  | 'background'
+  | 'epoch'
+  | 'reducer'
+  | 'aggregator'
+  | 'timeout'
+  | 'submitTimeout'
+  | 'signal'
+  | 'retry'
+> {
   /** Codec for this call's payload and result. */
   codec?: GearmanCodecOption;
 }

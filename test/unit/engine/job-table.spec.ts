@@ -65,10 +65,15 @@ describe('JobTable', () => {
     table.add('H:1', a);
     table.add('H:1', b);
     const seen: JobControl[] = [];
-    table.each('H:1', (j) => {
-      seen.push(j);
-      table.remove('H:1', j);
-    }, undefined, undefined);
+    table.each(
+      'H:1',
+      (j) => {
+        seen.push(j);
+        table.remove('H:1', j);
+      },
+      undefined,
+      undefined,
+    );
     expect(seen).toEqual([a, b]);
     expect(table.has('H:1')).toBe(false);
   });

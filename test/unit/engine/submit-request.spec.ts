@@ -40,9 +40,9 @@ describe('buildSubmitRequest', () => {
     const r = buildSubmitRequest('map', 'x', { reducer: 'sum', unique: 'u' }, fixedUnique);
     expect(r.type).toBe(PacketType.SUBMIT_REDUCE_JOB);
     expect(r.args).toEqual(['map', 'u', 'sum', '', Buffer.from('x')]);
-    expect(buildSubmitRequest('map', 'x', { reducer: 'sum', aggregator: 'agg', background: true }, fixedUnique).type).toBe(
-      PacketType.SUBMIT_REDUCE_JOB_BACKGROUND,
-    );
+    expect(
+      buildSubmitRequest('map', 'x', { reducer: 'sum', aggregator: 'agg', background: true }, fixedUnique).type,
+    ).toBe(PacketType.SUBMIT_REDUCE_JOB_BACKGROUND);
   });
 
   it('allows retries only for jobs with a unique', () => {

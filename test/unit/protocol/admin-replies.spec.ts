@@ -1,4 +1,18 @@
-import { type AdminReply, AdminReplyReader, adminReplyShape, GearmanProtocolError, parseErrLine, parseGetpid, parseOk, parseOkValue, parsePriorityStatus, parseShowJobs, parseShowUniqueJobs, parseStatus, parseWorkers } from '../../../lib/protocol/index.js';
+import {
+  type AdminReply,
+  AdminReplyReader,
+  adminReplyShape,
+  GearmanProtocolError,
+  parseErrLine,
+  parseGetpid,
+  parseOk,
+  parseOkValue,
+  parsePriorityStatus,
+  parseShowJobs,
+  parseShowUniqueJobs,
+  parseStatus,
+  parseWorkers,
+} from '../../../lib/protocol/index.js';
 
 /** Sends the commands' expected shapes, feeds the text in the given pieces, returns the replies. */
 function read(commands: string[], pieces: (string | Buffer)[]): AdminReply[] {
@@ -54,7 +68,20 @@ const EXPECTED: AdminReply[] = [
 describe('AdminReplyReader', () => {
   it('knows which commands answer with a list', () => {
     expect(COMMANDS.map(adminReplyShape)).toEqual([
-      'list', 'list', 'list', 'list', 'list', 'line', 'line', 'line', 'line', 'line', 'line', 'line', 'list', 'line',
+      'list',
+      'list',
+      'list',
+      'list',
+      'list',
+      'line',
+      'line',
+      'line',
+      'line',
+      'line',
+      'line',
+      'line',
+      'list',
+      'line',
     ]);
     expect(adminReplyShape('  STATUS  ')).toBe('list');
   });
@@ -74,7 +101,12 @@ describe('AdminReplyReader', () => {
 
   it('gives the same replies when fed one byte at a time as Buffers', () => {
     const bytes = Buffer.from(TEXT);
-    expect(read(COMMANDS, [...bytes].map((b) => Buffer.from([b])))).toEqual(EXPECTED);
+    expect(
+      read(
+        COMMANDS,
+        [...bytes].map((b) => Buffer.from([b])),
+      ),
+    ).toEqual(EXPECTED);
   });
 
   it('keeps a multi-byte UTF-8 function name intact when a chunk splits it', () => {

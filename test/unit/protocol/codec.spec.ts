@@ -1,11 +1,22 @@
-import { encodePacket, type Packet, PACKET_SPECS, packetArgCount, PacketDecoder, PacketType } from '../../../lib/protocol/index.js';
+import {
+  encodePacket,
+  type Packet,
+  PACKET_SPECS,
+  packetArgCount,
+  PacketDecoder,
+  PacketType,
+} from '../../../lib/protocol/index.js';
 import { ALL_TYPES, BINARY_DATA, SAMPLE_ARGS, buildPacket, decodeAll, prng, show } from '../../support/packets.js';
 
 describe('packet codec round trip', () => {
   it('knows exactly the types 1..42 except 5', () => {
     const expected = Array.from({ length: 42 }, (_, i) => i + 1).filter((t) => t !== 5);
     expect(ALL_TYPES).toEqual(expected);
-    expect(Object.keys(SAMPLE_ARGS).map(Number).sort((a, b) => a - b)).toEqual(expected);
+    expect(
+      Object.keys(SAMPLE_ARGS)
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual(expected);
   });
 
   for (const magic of ['REQ', 'RES'] as const) {

@@ -2,7 +2,12 @@ import { type Packet, PacketDecoder, PacketType } from '../../../lib/protocol/in
 import { buildPacket, show } from '../../support/packets.js';
 
 /** Feeds `packet` the way a socket with `onread` does: the first `head` bytes pushed, the rest read in place. */
-function readInPlace(packets: Buffer, head: number, step: number, min = 1): { out: Packet[]; direct: number; decoder: PacketDecoder } {
+function readInPlace(
+  packets: Buffer,
+  head: number,
+  step: number,
+  min = 1,
+): { out: Packet[]; direct: number; decoder: PacketDecoder } {
   const out: Packet[] = [];
   const decoder = new PacketDecoder((p) => out.push(p));
   let offset = 0;

@@ -2,7 +2,15 @@
  * Bounded randomized test of the decoder: mutated valid frames and random bytes, cut into random
  * chunks. Seeded, so a failure reproduces: FUZZ_SEED=<seed> reruns the same inputs.
  */
-import { encodePacket, GearmanProtocolError, HEADER_SIZE, type Packet, PACKET_SPECS, packetArgCount, PacketDecoder } from '../../../lib/protocol/index.js';
+import {
+  encodePacket,
+  GearmanProtocolError,
+  HEADER_SIZE,
+  type Packet,
+  PACKET_SPECS,
+  packetArgCount,
+  PacketDecoder,
+} from '../../../lib/protocol/index.js';
 import { ALL_TYPES, prng } from '../../support/packets.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6ea7a4);
@@ -53,7 +61,9 @@ describe(`PacketDecoder randomized (seed ${SEED}, ${INPUTS} inputs)`, () => {
       const spec = PACKET_SPECS[type]!;
       const count = spec.argc + (spec.data ? 1 : 0);
       // NULs are only allowed in the last argument.
-      const args = Array.from({ length: count }, (_, i) => (i < count - 1 ? Buffer.from(arg().filter((x) => x !== 0)) : arg()));
+      const args = Array.from({ length: count }, (_, i) =>
+        i < count - 1 ? Buffer.from(arg().filter((x) => x !== 0)) : arg(),
+      );
       return encodePacket(type, args, 'RES');
     };
 
@@ -151,7 +161,8 @@ describe(`PacketDecoder randomized (seed ${SEED}, ${INPUTS} inputs)`, () => {
         if (!same) fail(i, input, `packet at ${offset} does not re-encode to its frame`);
         offset += frame.length;
       }
-      if (valid && (chunked.error !== undefined || chunked.packets.length === 0)) fail(i, input, 'valid input not decoded');
+      if (valid && (chunked.error !== undefined || chunked.packets.length === 0))
+        fail(i, input, 'valid input not decoded');
     }
 
     expect(failures).toEqual([]);

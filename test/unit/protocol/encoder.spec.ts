@@ -25,7 +25,15 @@ describe('encodePacket', () => {
 describe('encodePacket string and byte paths', () => {
   const roundTrip = (type: number, args: (string | Uint8Array)[]) => {
     const encoded = encodePacket(type, args, 'REQ');
-    expect(encoded.equals(buildPacket(type, args.map((a) => (typeof a === 'string' ? a : Buffer.from(a))), 'REQ'))).toBe(true);
+    expect(
+      encoded.equals(
+        buildPacket(
+          type,
+          args.map((a) => (typeof a === 'string' ? a : Buffer.from(a))),
+          'REQ',
+        ),
+      ),
+    ).toBe(true);
     return encoded;
   };
 
@@ -63,7 +71,9 @@ describe('encodePacket string and byte paths', () => {
 
   it('returns independent packets: later encodes do not overwrite earlier ones', () => {
     // Enough packets to run through several shared slabs.
-    const packets = Array.from({ length: 2000 }, (_, i) => encodePacket(PacketType.SUBMIT_JOB_BG, ['fn', `u${i}`, 'x'.repeat(i % 50)]));
+    const packets = Array.from({ length: 2000 }, (_, i) =>
+      encodePacket(PacketType.SUBMIT_JOB_BG, ['fn', `u${i}`, 'x'.repeat(i % 50)]),
+    );
     const failures = packets.filter(
       (p, i) => !p.equals(buildPacket(PacketType.SUBMIT_JOB_BG, ['fn', `u${i}`, 'x'.repeat(i % 50)], 'REQ')),
     );

@@ -42,7 +42,11 @@ describe('one error root', () => {
     const cause = new Error('ECONNRESET');
     const errors: [GearmanError, string, string][] = [
       [new GearmanError('NOT_CANCELLABLE', 'm', { cause }), 'GearmanError', 'NOT_CANCELLABLE'],
-      [new GearmanConnectionError('CONNECTION_LOST', 'm', 'localhost:4730', { cause }), 'GearmanConnectionError', 'CONNECTION_LOST'],
+      [
+        new GearmanConnectionError('CONNECTION_LOST', 'm', 'localhost:4730', { cause }),
+        'GearmanConnectionError',
+        'CONNECTION_LOST',
+      ],
       [new GearmanServerError('QUEUE_ERROR', 'full', 'localhost:4730'), 'GearmanServerError', 'SERVER_ERROR'],
       [new GearmanTimeoutError('m'), 'GearmanTimeoutError', 'TIMEOUT'],
       [new GearmanJobError('JOB_FAILED', 'm', 'H:1', 'f'), 'GearmanJobError', 'JOB_FAILED'],

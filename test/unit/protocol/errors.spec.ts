@@ -1,4 +1,12 @@
-import { encodePacket, GearmanProtocolError, type GearmanProtocolErrorCode, type Magic, type Packet, PacketDecoder, PacketType } from '../../../lib/protocol/index.js';
+import {
+  encodePacket,
+  GearmanProtocolError,
+  type GearmanProtocolErrorCode,
+  type Magic,
+  type Packet,
+  PacketDecoder,
+  PacketType,
+} from '../../../lib/protocol/index.js';
 import { buildPacket, rawHeader } from '../../support/packets.js';
 
 /** Feeds the chunks; returns the packets decoded before the error and the error itself. */

@@ -26,7 +26,10 @@ const packet = (type: number, args: readonly PacketArg[]) => received(type, args
  */
 function workFailWithNul(handle: string): Packet {
   const payload = Buffer.from(`${handle}\0`, 'latin1');
-  const wire = Buffer.concat([Buffer.from([0, 0x52, 0x45, 0x53, 0, 0, 0, PacketType.WORK_FAIL, 0, 0, 0, payload.length]), payload]);
+  const wire = Buffer.concat([
+    Buffer.from([0, 0x52, 0x45, 0x53, 0, 0, 0, PacketType.WORK_FAIL, 0, 0, 0, payload.length]),
+    payload,
+  ]);
   const packets: Packet[] = [];
   new PacketDecoder((p) => packets.push(p)).push(wire);
   return packets[0];
@@ -74,13 +77,16 @@ describe('readData', () => {
     ['JOB_ASSIGN', PacketType.JOB_ASSIGN, ['H:1', 'f', data]],
     ['JOB_ASSIGN_UNIQ', PacketType.JOB_ASSIGN_UNIQ, ['H:1', 'f', 'u', data]],
     ['JOB_ASSIGN_ALL', PacketType.JOB_ASSIGN_ALL, ['H:1', 'f', 'u', 'r', data]],
-  ] as [string, number, PacketArg[]][])('reads the data of %s (NULs included) as a view of the input', (_name, type, args) => {
-    const { packet: p, wire } = received(type, args);
-    const read = readData(p);
-    expect(read.equals(data)).toBe(true);
-    expect(read.buffer).toBe(wire.buffer);
-    expect(read.byteOffset).toBe(wire.byteOffset + wire.length - data.length);
-  });
+  ] as [string, number, PacketArg[]][])(
+    'reads the data of %s (NULs included) as a view of the input',
+    (_name, type, args) => {
+      const { packet: p, wire } = received(type, args);
+      const read = readData(p);
+      expect(read.equals(data)).toBe(true);
+      expect(read.buffer).toBe(wire.buffer);
+      expect(read.byteOffset).toBe(wire.byteOffset + wire.length - data.length);
+    },
+  );
 
   it('reads empty data as an empty Buffer', () => {
     expect(readData(packet(PacketType.WORK_COMPLETE, ['H:1', Buffer.alloc(0)]))).toHaveLength(0);
@@ -89,7 +95,10 @@ describe('readData', () => {
 
 describe('readWorkStatus', () => {
   it('reads numerator and denominator', () => {
-    expect(readWorkStatus(packet(PacketType.WORK_STATUS, ['H:1', '3', '10']))).toEqual({ numerator: 3, denominator: 10 });
+    expect(readWorkStatus(packet(PacketType.WORK_STATUS, ['H:1', '3', '10']))).toEqual({
+      numerator: 3,
+      denominator: 10,
+    });
   });
 
   it('reads what is not a number as 0', () => {
@@ -144,7 +153,13 @@ describe('readJobAssign', () => {
 
   it('reads JOB_ASSIGN_UNIQ: the unique, no reducer', () => {
     const job = readJobAssign(packet(PacketType.JOB_ASSIGN_UNIQ, ['H:h:2', 'r\u00e9size', 'u-\u00e9', payload]));
-    expect(job).toEqual({ handle: 'H:h:2', functionName: 'r\u00e9size', unique: 'u-\u00e9', reducer: undefined, payload });
+    expect(job).toEqual({
+      handle: 'H:h:2',
+      functionName: 'r\u00e9size',
+      unique: 'u-\u00e9',
+      reducer: undefined,
+      payload,
+    });
   });
 
   it('reads JOB_ASSIGN_ALL: the unique and the reducer', () => {

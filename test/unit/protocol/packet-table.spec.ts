@@ -58,12 +58,19 @@ describe('flat argument counts', () => {
       const spec = PACKET_SPECS[type];
       const all = spec ? spec.argc + (spec.data ? 1 : 0) : -1;
       const terminated = spec ? (spec.data ? spec.argc : spec.argc - 1) : -1;
-      expect([type, ARG_COUNTS[type], TERMINATED_ARGS[type], packetArgCount(type)]).toEqual([type, all, terminated, all]);
+      expect([type, ARG_COUNTS[type], TERMINATED_ARGS[type], packetArgCount(type)]).toEqual([
+        type,
+        all,
+        terminated,
+        all,
+      ]);
     }
   });
 
   it('know exactly the types 1..42 except 5', () => {
-    expect(ALL.filter((type) => ARG_COUNTS[type] >= 0)).toEqual(ALL.filter((type) => type >= 1 && type <= 42 && type !== 5));
+    expect(ALL.filter((type) => ARG_COUNTS[type] >= 0)).toEqual(
+      ALL.filter((type) => type >= 1 && type <= 42 && type !== 5),
+    );
   });
 
   it('count the opaque data as one argument, and no argument for bare types', () => {
