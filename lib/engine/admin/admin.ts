@@ -118,37 +118,17 @@ export class GearmanAdmin {
 
   /** `status` summed by function over the servers that answered (workers summed too), in order of first appearance. */
   async status(): Promise<FunctionStatus[]> {
-    const sum = new Map<string, { function: string; total: number; running: number; workers: number }>();
-    for (const { value } of await this.answered('status', (c) => c.status())) {
-      for (const row of value) {
-        const acc = sum.get(row.function);
-        if (!acc) sum.set(row.function, { ...row });
-        else {
-          acc.total += row.total;
-          acc.running += row.running;
-          acc.workers += row.workers;
-        }
-      }
-    }
-    return [...sum.values()];
+    return sumByFunction(await this.answered('status', (c) => c.status()), ['total', 'running', 'workers']);
   }
 
   /** `prioritystatus` summed by function over the servers that answered, in order of first appearance. */
   async priorityStatus(): Promise<FunctionPriorityStatus[]> {
-    const sum = new Map<string, { function: string; high: number; normal: number; low: number; workers: number }>();
-    for (const { value } of await this.answered('prioritystatus', (c) => c.priorityStatus())) {
-      for (const row of value) {
-        const acc = sum.get(row.function);
-        if (!acc) sum.set(row.function, { ...row });
-        else {
-          acc.high += row.high;
-          acc.normal += row.normal;
-          acc.low += row.low;
-          acc.workers += row.workers;
-        }
-      }
-    }
-    return [...sum.values()];
+    return sumByFunction(await this.answered('prioritystatus', (c) => c.priorityStatus()), [
+      'high',
+      'normal',
+      'low',
+      'workers',
+    ]);
   }
 
   /** `workers` of the servers that answered, each row tagged with its server. */
@@ -241,6 +221,22 @@ function failed<T>(results: ServerResult<T>[]): Array<{ server: string; error: E
 
 function describe(failures: Array<{ server: string; error: Error }>): string {
   return failures.map((f) => `${f.server} (${f.error.message})`).join('; ');
+}
+
+/** Rows of several servers summed per function (the `counts` fields), in order of first appearance. */
+function sumByFunction<T extends { readonly function: string }>(
+  answered: Array<{ value: T[] }>,
+  counts: readonly { [K in keyof T]: T[K] extends number ? K : never }[keyof T][],
+): T[] {
+  const sum = new Map<string, T>();
+  for (const { value } of answered) {
+    for (const row of value) {
+      const acc = sum.get(row.function) as Record<keyof T, number> | undefined;
+      if (!acc) sum.set(row.function, { ...row });
+      else for (const key of counts) acc[key] += row[key] as number;
+    }
+  }
+  return [...sum.values()];
 }
 
 function tag<T extends object>(answered: Array<{ server: string; value: T[] }>): WithServer<T>[] {
