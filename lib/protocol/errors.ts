@@ -24,6 +24,8 @@ export type GearmanErrorCode =
   | 'INVALID_ARGUMENT'
   | 'JOB_FINISHED'
   | 'ADMIN_ERROR'
+  /** A connection's outgoing buffer is full: the server is not reading fast enough. */
+  | 'BACKPRESSURE'
   // nest
   | 'CODEC_ERROR';
 
