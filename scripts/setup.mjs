@@ -58,28 +58,12 @@ export function ensureDependencies() {
   if (missing.length === 0) return;
   log(`npm dependencies missing (${missing.join(', ')}): installing them`);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  log(`$ npm ci`);
-  const ci = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'inherit', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (ci.status === 0) return;
-  // `npm ci` refuses a lock file that lacks entries for other platforms' optional packages (which
-  // some registries cannot supply); `npm install --no-save` installs the locked tree all the same,
-  // without rewriting package.json or package-lock.json.
-  const reason = (ci.stderr ?? ci.error?.message ?? '')
-    .split('\n')
-    .filter((l) => /npm error (code|Missing|`npm ci`)/.test(l))
-    .slice(0, 4);
-  log(
-    `npm ci failed${reason.length ? `:\n  ${reason.join('\n  ')}` : ''}\n${prefix} trying npm install --no-save instead`,
-  );
-  const retry = run(npm, ['install', '--no-save', '--no-audit', '--no-fund']);
-  if (!retry.ok)
+  const result = run(npm, ['ci', '--no-audit', '--no-fund']);
+  if (!result.ok) {
     throw fail(
-      `Could not install the npm dependencies (${retry.error}). Run \`npm install\` in ${ROOT} and try again.`,
+      `Could not install the npm dependencies (npm ci: ${result.error}). Run \`npm ci\` in ${ROOT} and try again.`,
     );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
