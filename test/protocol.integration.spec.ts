@@ -216,7 +216,7 @@ describe('admin protocol against gearmand', () => {
 
   it('version, getpid and verbose', async () => {
     const adm = await admin();
-    expect(parseOkValue(await adm.lines('version'))).toMatch(/^1\.1\.\d+/);
+    expect(parseOkValue(await adm.lines('version'))).toMatch(/^\d+\.\d+\.\d+/);
     expect(parseGetpid(await adm.lines('getpid'))).toBe(gearmand.server.pid);
     // The harness starts gearmand with --verbose=ERROR.
     expect(parseOkValue(await adm.lines('verbose'))).toBe('ERROR');

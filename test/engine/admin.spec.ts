@@ -97,14 +97,15 @@ describe('GearmanAdminConnection against gearmand', () => {
   });
 
   it('reads version, getpid and verbose', async () => {
-    expect(await admin.version()).toMatch(/^1\.1\.\d+/);
+    // Any release: 1.1.20 answers `1.1.20+ds`, 2.0.0 `2.0.0` (nothing may depend on it).
+    expect(await admin.version()).toMatch(/^\d+\.\d+\.\d+/);
     expect(await admin.getpid()).toBe(g1.server.pid);
     expect(await admin.verbose()).toBe('ERROR'); // the harness starts gearmand with --verbose=ERROR
     expect(admin.connected).toBe(true);
   });
 
   it('returns raw lines from command() and rejects ERR replies with gearmand’s code', async () => {
-    expect(await admin.command('version')).toEqual([expect.stringMatching(/^OK 1\.1\./)]);
+    expect(await admin.command('version')).toEqual([expect.stringMatching(/^OK \d+\.\d+\./)]);
     expect(Array.isArray(await admin.command('status'))).toBe(true);
 
     const unknown = await rejection(admin.command('nosuchcommand'));
