@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { GearmanProtocolError } from './errors.js';
+import { Fifo } from './fifo.js';
 
 /**
  * The admin (text) protocol of gearmand 1.1.20: one command per line; the reply is a single
@@ -52,7 +53,7 @@ function isListError(line: string): boolean {
  */
 export class AdminReplyReader {
   private text = '';
-  private readonly shapes: AdminReplyShape[] = [];
+  private readonly shapes = new Fifo<AdminReplyShape>();
   private lines: string[] = [];
   /** Characters held in `lines` (for the buffer limit). */
   private linesChars = 0;
@@ -77,7 +78,7 @@ export class AdminReplyReader {
     this.text = '';
     this.lines = [];
     this.linesChars = 0;
-    this.shapes.length = 0;
+    this.shapes.drain();
     this.utf8 = new StringDecoder('utf8');
   }
 
@@ -100,7 +101,7 @@ export class AdminReplyReader {
   }
 
   private line(line: string): void {
-    const shape = this.shapes[0];
+    const shape = this.shapes.peek();
     if (shape === undefined) {
       throw new GearmanProtocolError(
         'BAD_ADMIN_REPLY',

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { Fifo } from '../../protocol/fifo.js';
 import {
   type AdminReply,
   AdminReplyReader,
@@ -47,14 +48,17 @@ interface PendingCommand {
   readonly line: string;
   readonly resolve: (lines: string[]) => void;
   readonly reject: (error: Error) => void;
-  timer?: ReturnType<typeof setTimeout>;
+  /** performance.now() by which the reply is due; set once the socket is connected. */
+  deadline: number;
 }
 
 /** One socket and the replies still owed on it; a reconnect gets a fresh one so late events of the old socket touch nothing. */
 interface Link {
   readonly socket: Socket;
   readonly reader: AdminReplyReader;
-  readonly pending: PendingCommand[];
+  /** Replies come in command order, so only the oldest command's deadline needs a timer. */
+  readonly pending: Fifo<PendingCommand>;
+  timer?: ReturnType<typeof setTimeout>;
   connected: boolean;
   /** Why the link is being closed, when we close it ourselves (timeout, close(), bad reply). */
   closeReason?: (command: PendingCommand) => Error;
@@ -135,13 +139,13 @@ export class GearmanAdminConnection {
     }
     return new Promise<string[]>((resolve, reject) => {
       const link = this.link && !this.link.socket.destroyed && !this.link.closeReason ? this.link : this.open();
-      const entry: PendingCommand = { line, resolve, reject };
+      // Before the socket is up, the connect timeout applies; the command's own clock starts on connect.
+      const entry: PendingCommand = { line, resolve, reject, deadline: link.connected ? this.dueTime() : -1 };
       link.pending.push(entry);
       link.reader.expect(adminReplyShape(line));
       link.socket.ref();
       link.socket.write(`${line}\n`);
-      // Before the socket is up, the connect timeout applies; the command's own clock starts on connect.
-      if (link.connected) this.arm(link, entry);
+      if (link.connected) this.arm(link);
     });
   }
 
@@ -291,11 +295,13 @@ export class GearmanAdminConnection {
   private open(): Link {
     const socket = openSocket(this.server, this.settings, () => {
       link.connected = true;
-      for (const entry of link.pending) this.arm(link, entry);
+      const due = this.dueTime();
+      for (let i = 0; i < link.pending.length; i++) link.pending.at(i)!.deadline = due;
+      this.arm(link);
     });
     const link: Link = {
       socket,
-      pending: [],
+      pending: new Fifo(),
       connected: false,
       reader: new AdminReplyReader((reply) => this.onReply(link, reply)),
     };
@@ -327,9 +333,8 @@ export class GearmanAdminConnection {
     socket.on('close', () => {
       if (this.link === link) this.link = undefined;
       link.reader.reset();
-      const pending = link.pending.splice(0);
-      for (const entry of pending) {
-        clearTimeout(entry.timer);
+      clearTimeout(link.timer);
+      for (const entry of link.pending.drain()) {
         entry.reject(link.closeReason ? link.closeReason(entry) : this.lostError(link, entry));
       }
     });
@@ -348,7 +353,8 @@ export class GearmanAdminConnection {
 
   private lostError(link: Link, entry: PendingCommand): GearmanConnectionError {
     const cause = link.lastError;
-    const why = cause ? ` (${(cause as NodeJS.ErrnoException).code ?? cause.message})` : '';
+    // The socket's own words (`connect ECONNREFUSED ...`, `self-signed certificate`) say what to fix.
+    const why = cause ? ` (${cause.message})` : '';
     if (!link.connected) {
       return new GearmanConnectionError(
         'NO_SERVER',
@@ -366,28 +372,38 @@ export class GearmanAdminConnection {
     );
   }
 
-  private arm(link: Link, entry: PendingCommand): void {
-    entry.timer = setTimeout(() => {
-      const index = link.pending.indexOf(entry);
-      // Already closing (an earlier command timed out): the close fails this one with the reason.
-      if (index < 0 || link.closeReason) return;
-      link.pending.splice(index, 1);
-      entry.reject(
-        new GearmanTimeoutError(
-          `gearmand at ${this.address} did not answer "${entry.line}" within ${this.settings.commandTimeout} ms: ` +
-            'the server may be overloaded or stuck; raise commandTimeout or check the server (the connection was closed and the next command reconnects)',
-        ),
-      );
-      this.shut(
-        link,
-        (c) =>
-          new GearmanConnectionError(
-            'CONNECTION_LOST',
-            `Closed the admin connection to ${this.address} before gearmand answered "${c.line}" because an earlier command ("${entry.line}") timed out: retry`,
-            this.address,
+  private dueTime(): number {
+    return performance.now() + this.settings.commandTimeout;
+  }
+
+  /** Times the oldest command still waiting; a command that times out closes the link. */
+  private arm(link: Link): void {
+    const entry = link.pending.peek();
+    if (link.timer !== undefined || entry === undefined) return;
+    link.timer = setTimeout(
+      () => {
+        link.timer = undefined;
+        // Already closing (an earlier command timed out): the close fails this one with the reason.
+        if (link.closeReason || link.pending.peek() !== entry) return;
+        link.pending.shift();
+        entry.reject(
+          new GearmanTimeoutError(
+            `gearmand at ${this.address} did not answer "${entry.line}" within ${this.settings.commandTimeout} ms: ` +
+              'the server may be overloaded or stuck; raise commandTimeout or check the server (the connection was closed and the next command reconnects)',
           ),
-      );
-    }, this.settings.commandTimeout);
+        );
+        this.shut(
+          link,
+          (c) =>
+            new GearmanConnectionError(
+              'CONNECTION_LOST',
+              `Closed the admin connection to ${this.address} before gearmand answered "${c.line}" because an earlier command ("${entry.line}") timed out: retry`,
+              this.address,
+            ),
+        );
+      },
+      Math.max(0, Math.ceil(entry.deadline - performance.now())),
+    );
   }
 
   /** Closes a link on purpose; its waiting commands fail with `reason` when the socket has closed. */
@@ -402,7 +418,9 @@ export class GearmanAdminConnection {
     if (link.pending.length === 0) link.socket.unref();
     // A reply to a command that already timed out cannot come: a timeout closes the link.
     if (!entry) return;
-    clearTimeout(entry.timer);
+    clearTimeout(link.timer);
+    link.timer = undefined;
+    this.arm(link);
     if (reply.ok) {
       entry.resolve(reply.lines);
       return;

@@ -1,4 +1,4 @@
-import { Fifo } from '../../../lib/engine/fifo.js';
+import { Fifo } from '../../../lib/protocol/fifo.js';
 
 const filled = (n: number, from = 0) => {
   const q = new Fifo<number>();
