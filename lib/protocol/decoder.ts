@@ -7,17 +7,76 @@ import {
   MAGIC_REQ,
   MAGIC_RES,
   type Magic,
+  MAX_FUNCTION_NAME_LENGTH,
+  MAX_HANDLE_LENGTH,
   type Packet,
   PACKET_SPECS,
   packetName,
+  PacketType,
   TERMINATED_ARGS,
 } from './packet-types.js';
 
 export interface PacketDecoderOptions {
   /** Magic of the packets read: `RES` for clients and workers (default), `REQ` for a server. */
   magic?: Magic;
-  /** Largest payload accepted, in bytes (default 64 MiB). Larger ones raise PACKET_TOO_LARGE. */
+  /**
+   * Largest payload accepted, in bytes (default 64 MiB). A larger one raises PACKET_TOO_LARGE, or,
+   * with {@link onOversize}, is skipped and reported there.
+   */
   maxPacketSize?: number;
+  /**
+   * Called for each packet whose header announces more than `maxPacketSize`, once its body has
+   * streamed by: the decoder keeps only the first bytes that identify it (the handle, and the
+   * function of a JOB_ASSIGN*), never the body, and goes on with the next packet. Without it, such
+   * a packet throws PACKET_TOO_LARGE (the stream is then unusable). Must not throw.
+   */
+  onOversize?: (packet: OversizedPacket) => void;
+}
+
+/** What the decoder read of a packet above `maxPacketSize` before it skipped the rest. */
+export interface OversizedPacket {
+  /** The packet type (see PacketType). */
+  readonly type: number;
+  /** The payload size its header announced. */
+  readonly size: number;
+  /** The limit it was above (the decoder's `maxPacketSize`). */
+  readonly limit: number;
+  /** The job handle, for the types that start with one: JOB_ASSIGN* and WORK_DATA/WARNING/STATUS/COMPLETE/EXCEPTION. */
+  readonly handle?: string;
+  /** JOB_ASSIGN*: the function name. */
+  readonly functionName?: string;
+}
+
+/**
+ * The NUL-terminated leading arguments an oversized packet is identified by, per type: the handle
+ * (and for JOB_ASSIGN* the function). The bytes kept are capped at what gearmand can send for them.
+ */
+const IDENTIFYING_ARGS = new Uint8Array(256);
+for (const type of [PacketType.JOB_ASSIGN, PacketType.JOB_ASSIGN_UNIQ, PacketType.JOB_ASSIGN_ALL])
+  IDENTIFYING_ARGS[type] = 2;
+for (const type of [
+  PacketType.WORK_STATUS,
+  PacketType.WORK_COMPLETE,
+  PacketType.WORK_EXCEPTION,
+  PacketType.WORK_DATA,
+  PacketType.WORK_WARNING,
+])
+  IDENTIFYING_ARGS[type] = 1;
+const HANDLE_PREFIX = MAX_HANDLE_LENGTH + 1;
+const ASSIGN_PREFIX = HANDLE_PREFIX + MAX_FUNCTION_NAME_LENGTH + 1;
+/** Bytes of a skipped body read at once when the reader reads in place ({@link PacketDecoder.readTarget}). */
+const SKIP_SCRATCH = 64 * 1024;
+
+/** A packet above the limit whose body is streaming by: only its identifying prefix is kept. */
+interface Skip {
+  readonly type: number;
+  readonly size: number;
+  /** Body bytes gone by. */
+  consumed: number;
+  /** The first bytes of the body (at most the identifying arguments' cap), filled as they arrive. */
+  readonly prefix: Buffer | undefined;
+  /** Where in-place reads of the body land (reused; allocated on the first one). */
+  scratch: Buffer | undefined;
 }
 
 /** Big-endian uint32 at `o` (the caller has checked the bounds). */
@@ -40,7 +99,9 @@ const MIN_REMAINDER = 16 * 1024;
  * {@link PacketDecoder.readTarget} and {@link PacketDecoder.commitTarget}.
  *
  * Malformed input throws {@link GearmanProtocolError}; the stream is then unusable (close it).
- * `onPacket` must not throw.
+ * A packet above `maxPacketSize` does too, unless `onOversize` is set: then its body is skipped as
+ * it streams by (any chunk split, in-place reads included), keeping at most a few KiB of it, and
+ * reported there; decoding goes on with the next packet. `onPacket` must not throw.
  */
 export class PacketDecoder {
   private readonly magic: number;
@@ -51,6 +112,9 @@ export class PacketDecoder {
   private remainderFilled = 0;
   private type = 0;
   private size = 0;
+  private readonly onOversize: ((packet: OversizedPacket) => void) | undefined;
+  /** Set while the body of an oversized packet streams by (only with `onOversize`). */
+  private skip: Skip | null = null;
 
   constructor(
     private readonly onPacket: (packet: Packet) => void,
@@ -58,11 +122,14 @@ export class PacketDecoder {
   ) {
     this.magic = (options.magic ?? 'RES') === 'RES' ? MAGIC_RES : MAGIC_REQ;
     this.maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+    this.onOversize = options.onOversize;
   }
 
-  /** Bytes held for a packet not yet complete. */
+  /** Bytes held for a packet not yet complete (for a skipped one: its kept prefix and read scratch). */
   get bufferedBytes(): number {
-    return this.headerFilled + (this.remainder ? this.remainder.length : 0);
+    const skip = this.skip;
+    const skipped = skip === null ? 0 : (skip.prefix?.length ?? 0) + (skip.scratch?.length ?? 0);
+    return this.headerFilled + (this.remainder ? this.remainder.length : 0) + skipped;
   }
 
   /**
@@ -73,7 +140,7 @@ export class PacketDecoder {
    */
   readTarget(min = 1): Buffer | undefined {
     const remainder = this.remainder;
-    if (remainder === null) return undefined;
+    if (remainder === null) return this.skip === null ? undefined : this.skipTarget(this.skip, min);
     const missing = this.size - this.remainderFilled;
     if (missing < Math.max(1, min)) return undefined;
     if (this.remainderFilled === remainder.length) this.grow(this.remainderFilled + 1);
@@ -83,6 +150,10 @@ export class PacketDecoder {
   /** `written` bytes were stored at the start of the last {@link readTarget}; completes the packet if it was the rest. */
   commitTarget(written: number): void {
     const remainder = this.remainder;
+    if (remainder === null && this.skip !== null) {
+      this.commitSkipped(this.skip, written);
+      return;
+    }
     if (remainder === null || written < 0 || this.remainderFilled + written > Math.min(remainder.length, this.size)) {
       throw new RangeError(`commitTarget(${written}) does not match the last readTarget()`);
     }
@@ -95,6 +166,7 @@ export class PacketDecoder {
     this.headerFilled = 0;
     this.remainder = null;
     this.remainderFilled = 0;
+    this.skip = null;
   }
 
   push(chunk: Buffer): void {
@@ -113,8 +185,13 @@ export class PacketDecoder {
       const type = u32(chunk, offset + 4);
       const size = u32(chunk, offset + 8);
       // The common case inline; readHeader raises the precise error otherwise.
-      if (u32(chunk, offset) !== magic || type > 0xff || ARG_COUNTS[type] < 0 || size > max)
+      if (u32(chunk, offset) !== magic || type > 0xff || ARG_COUNTS[type] < 0 || size > max) {
         this.readHeader(chunk, offset);
+        // readHeader returned: an oversized packet to skip (onOversize is set).
+        offset = this.skipBody(chunk, offset + HEADER_SIZE);
+        if (offset < 0) return;
+        continue;
+      }
       const end = offset + HEADER_SIZE + size;
       if (end > length) {
         this.type = type;
@@ -143,9 +220,67 @@ export class PacketDecoder {
       offset = take;
       if (this.headerFilled < HEADER_SIZE) return -1;
       this.readHeader(this.header, 0);
+      if (this.skip !== null) return this.skipBody(chunk, offset);
       return this.startRemainder(chunk, offset);
     }
+    if (this.skip !== null) return this.skipBody(chunk, offset);
     return this.fillRemainder(chunk, offset);
+  }
+
+  /** Starts skipping the body of an oversized packet: only its identifying prefix will be kept. */
+  private startSkip(type: number, size: number): void {
+    const args = IDENTIFYING_ARGS[type];
+    const keep = args === 0 ? 0 : Math.min(size, args === 2 ? ASSIGN_PREFIX : HANDLE_PREFIX);
+    this.skip = {
+      type,
+      size,
+      consumed: 0,
+      prefix: keep > 0 ? Buffer.allocUnsafe(keep) : undefined,
+      scratch: undefined,
+    };
+    this.headerFilled = HEADER_SIZE;
+  }
+
+  /** Lets the skipped body's bytes in chunk[offset..] go by; returns the offset after the body, or -1 if the chunk ran out. */
+  private skipBody(chunk: Buffer, offset: number): number {
+    const skip = this.skip!;
+    const take = Math.min(skip.size - skip.consumed, chunk.length - offset);
+    this.consume(skip, chunk, offset, take);
+    if (skip.consumed < skip.size) return -1;
+    this.endSkip(skip);
+    return offset + take;
+  }
+
+  private consume(skip: Skip, source: Buffer, start: number, n: number): void {
+    const prefix = skip.prefix;
+    if (prefix !== undefined && skip.consumed < prefix.length) {
+      source.copy(prefix, skip.consumed, start, start + Math.min(n, prefix.length - skip.consumed));
+    }
+    skip.consumed += n;
+  }
+
+  /** readTarget() while skipping: a reused scratch buffer, never longer than the bytes of the body still to come. */
+  private skipTarget(skip: Skip, min: number): Buffer | undefined {
+    const missing = skip.size - skip.consumed;
+    if (missing < Math.max(1, min)) return undefined;
+    const scratch = (skip.scratch ??= Buffer.allocUnsafe(SKIP_SCRATCH));
+    return missing >= scratch.length ? scratch : view(scratch, 0, missing);
+  }
+
+  private commitSkipped(skip: Skip, written: number): void {
+    const scratch = skip.scratch;
+    if (scratch === undefined || written < 0 || written > Math.min(scratch.length, skip.size - skip.consumed)) {
+      throw new RangeError(`commitTarget(${written}) does not match the last readTarget()`);
+    }
+    this.consume(skip, scratch, 0, written);
+    if (skip.consumed === skip.size) this.endSkip(skip);
+  }
+
+  /** The body has gone by: reports the packet and gets ready for the next one. */
+  private endSkip(skip: Skip): void {
+    this.skip = null;
+    this.headerFilled = 0;
+    this.onOversize!(identify(skip, this.maxPacketSize));
   }
 
   private startRemainder(chunk: Buffer, offset: number): number {
@@ -206,6 +341,10 @@ export class PacketDecoder {
     const size = buf.readUInt32BE(offset + 8);
     if (size > this.maxPacketSize) {
       this.reset();
+      if (this.onOversize !== undefined) {
+        this.startSkip(type, size);
+        return size;
+      }
       throw new GearmanProtocolError(
         'PACKET_TOO_LARGE',
         `${packetName(type)} announces ${size} bytes, above the limit of ${this.maxPacketSize} (raise maxPacketSize if this is expected)`,
@@ -215,6 +354,18 @@ export class PacketDecoder {
     this.size = size;
     return size;
   }
+}
+
+/** The oversized packet's identifying arguments, read from its kept prefix (absent when they did not fit in it). */
+function identify(skip: Skip, limit: number): OversizedPacket {
+  const { type, size, prefix } = skip;
+  const handleEnd = prefix === undefined ? -1 : prefix.indexOf(0);
+  if (handleEnd < 0) return { type, size, limit };
+  const handle = prefix!.toString('latin1', 0, handleEnd);
+  if (IDENTIFYING_ARGS[type] < 2) return { type, size, limit, handle };
+  const functionEnd = prefix!.indexOf(0, handleEnd + 1);
+  if (functionEnd < 0) return { type, size, limit, handle };
+  return { type, size, limit, handle, functionName: prefix!.toString('utf8', handleEnd + 1, functionEnd) };
 }
 
 /** Chunks at least this large are scanned for NULs four bytes at a time. */

@@ -26,6 +26,9 @@ export type GearmanErrorCode =
   | 'ADMIN_ERROR'
   /** A connection's outgoing buffer is full: the server is not reading fast enough. */
   | 'BACKPRESSURE'
+  // server (the embedded job server, lib/server)
+  /** The embedded job server could not listen on its address (the port is taken, or the address is not local). */
+  | 'LISTEN_FAILED'
   // nest
   | 'CODEC_ERROR';
 
@@ -46,7 +49,11 @@ export type GearmanProtocolErrorCode = Extract<
   'BAD_MAGIC' | 'UNKNOWN_TYPE' | 'TOO_FEW_ARGUMENTS' | 'PACKET_TOO_LARGE' | 'BAD_ARGUMENTS' | 'BAD_ADMIN_REPLY'
 >;
 
-/** Raised by the codec for malformed input; the connection that produced it should be closed. */
+/**
+ * Raised by the codec for malformed input; the connection that produced it should be closed.
+ * PACKET_TOO_LARGE is also what the engine fails a single job or request with when a packet is
+ * above `maxPacketSize` (received, or about to be sent): the connection stays.
+ */
 export class GearmanProtocolError extends GearmanError {
   override readonly name = 'GearmanProtocolError';
   declare readonly code: GearmanProtocolErrorCode;

@@ -5,6 +5,7 @@
 export {
   HEADER_SIZE,
   type Magic,
+  MAX_FUNCTION_NAME_LENGTH,
   MAX_HANDLE_LENGTH,
   MAX_UNIQUE_LENGTH,
   type Packet,
@@ -15,7 +16,7 @@ export {
   PacketType,
 } from './packet-types.js';
 export { encodePacket, type PacketArg, PacketWriter } from './encoder.js';
-export { PacketDecoder, type PacketDecoderOptions } from './decoder.js';
+export { type OversizedPacket, PacketDecoder, type PacketDecoderOptions } from './decoder.js';
 export {
   type JobAssignment,
   readData,

@@ -180,6 +180,15 @@ export const MAX_HANDLE_LENGTH = 63;
  * (docs/gearmand-behaviour.md#coalescing).
  */
 export const MAX_UNIQUE_LENGTH = 63;
+/**
+ * Longest function name, in UTF-8 bytes, that gearmand 1.1.20 handles on every path: it reads and
+ * writes a packet's header and NUL-terminated arguments through 8192-byte buffers, and a
+ * JOB_ASSIGN_ALL carries the handle, the name, the unique and the reducer (8192 - 12 - 64 - 64 -
+ * 65 - 1). Longer names make it drop the connection (docs/gearmand-behaviour.md#function-names).
+ */
+export const MAX_FUNCTION_NAME_LENGTH = 7986;
+/** gearmand 1.1.20 refuses a longer reducer with ARGUMENT_TOO_LARGE "Unique value too large". */
+export const MAX_REDUCER_LENGTH = 64;
 /** Default cap on one packet's payload; gearmand has none beyond uint32, memory is the limit. */
 export const DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024;
 
