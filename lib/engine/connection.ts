@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { PacketDecoder } from '../protocol/decoder.js';
-import { type PacketArg, PacketWriter } from '../protocol/encoder.js';
+import { type OversizedPacket, PacketDecoder } from '../protocol/decoder.js';
+import { encodePacket, type PacketArg, PacketWriter } from '../protocol/encoder.js';
+import { GearmanError, GearmanProtocolError } from '../protocol/errors.js';
 import { readError } from '../protocol/messages.js';
 import { isReplyType, type Packet, PacketType, packetName, replyTypeOf } from '../protocol/packet-types.js';
 import { backoffDelay } from './backoff.js';
 import { GearmanConnectionError, GearmanServerError, GearmanTimeoutError } from './errors.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../protocol/fifo.js';
 import type { SocketSettings } from './options.js';
 import type { ResolvedServer } from './servers.js';
 import { openSocket } from './socket.js';
@@ -24,18 +25,41 @@ export interface ReplyHandler {
 
 export interface ConnectionEvents {
   connected: [server: string];
+  /**
+   * The heartbeat found the server silent (see `heartbeat` in ConnectionOptions): emitted just before
+   * the socket is dropped; `disconnected` follows with the same error.
+   */
+  dead: [server: string, error: GearmanConnectionError];
   disconnected: [server: string, error: Error | undefined];
   reconnecting: [server: string, attempt: number, delay: number];
   error: [error: Error];
   drain: [];
 }
 
+/** An empty write, whose callback says that every write before it has left (see flush()). */
+const NO_BYTES = Buffer.alloc(0);
 /** TCP reads land in a reusable buffer of this size (`onread`), not in a new one per read. */
 const READ_BUFFER = 64 * 1024;
 /** A read at least this long keeps the read buffer (the packets are views of it); a shorter one is copied out. */
 const KEEP_READ = READ_BUFFER / 2;
 /** The rest of a packet is read straight into its own buffer when at least this much of it is missing. */
 const DIRECT_READ = 32 * 1024;
+/**
+ * A connection that lasted this long counts as healthy even if no packet came (a worker with nothing
+ * registered and the heartbeat off): the backoff starts again from its first delay.
+ */
+const HEALTHY_UPTIME = 10_000;
+/**
+ * Bytes per ms the heartbeat assumes a link carries at least (1 MiB/s): bytes sent since the server
+ * last spoke extend its deadline by the time they take at this rate, so the tail of a large upload
+ * still in buffers on the way (kernel, proxy) is not taken for a dead server.
+ */
+const SLOWEST_LINK = (1024 * 1024) / 1000;
+/** At most this many of those bytes are assumed still on the way (kernel buffers are a few MiB): at most 4 s more. */
+const IN_TRANSIT = 4 * 1024 * 1024;
+/** The heartbeat's probe: an empty ECHO_REQ, encoded once. */
+const ECHO_PACKET = encodePacket(PacketType.ECHO_REQ, [Buffer.alloc(0)]);
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One gearmand connection: TCP or TLS, TCP_NODELAY, reconnect with backoff, writes batched per
@@ -47,6 +71,12 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   state: ConnectionState = 'idle';
   /** Packets that are not replies to requests (work updates, NOOP, JOB_ASSIGN, ...). */
   onPacket: (packet: Packet) => void = () => undefined;
+  /**
+   * Packets above `maxPacketSize` that are not replies, once their body has gone by unread (the
+   * connection stays): the client fails the job of that handle, the worker answers it. A reply that
+   * large fails its own request with PACKET_TOO_LARGE instead. By default: an `error` event.
+   */
+  onOversize: (packet: OversizedPacket) => void = (packet) => this.oversizeUnhandled(packet);
   /** Runs on every (re)connect before anything queued is written: re-register, set options. */
   onConnect: () => void = () => undefined;
 
@@ -58,12 +88,41 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private readonly replyTypes = new Fifo<number>();
   private flushScheduled = false;
   private waitingDrain = false;
+  /** Someone saw `congested` and waits for 'drain' (HC: paced streams in worker/worker-job.ts). */
+  private drainDue = false;
   /** TCP: the buffer the next read lands in (`onread`), and whether it is a packet's own buffer. */
   private readBuffer: Buffer | undefined;
   private readingDirect = false;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
+  /** Reads (TCP reads, TLS chunks) so far: the heartbeat's sign of life, one increment per read. */
+  private reads = 0;
+  /** A packet was decoded on the current socket: the connection proved healthy (the backoff resets). */
+  private proven = false;
+  /** performance.now() when the current socket opened; 0 when none is open. */
+  private openedAt = 0;
+  /** The one liveness timer: heartbeat ticks while connected, the probe's deadline while probing. */
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** What the last tick saw: reads, outgoing bytes, bytes whose write completed, libuv's write queue. */
+  private seenReads = 0;
+  private seenPending = 0;
+  private seenCompleted = 0;
+  private seenKernelQueue = 0;
+  /** Bytes whose write had completed at the last tick that saw a read: what the server has had time to answer. */
+  private answeredCompleted = 0;
+  /** performance.now() of the last tick that saw progress (or of the connect), and of the last that saw a read. */
+  private aliveAt = 0;
+  private heardAt = 0;
+  private echoOutstanding = false;
+  /** performance.now() when the outstanding heartbeat ECHO_REQ was sent. */
+  private echoAt = 0;
+  /** Declared dead by the heartbeat, until a reconnect answered its probe. */
+  private declaredDead = false;
+  /** The error of that declaration, for the `disconnected` that follows. */
+  private deadError: GearmanConnectionError | undefined;
+  /** Reconnected after a declaration: waiting for the probe's ECHO_RES before being `connected`. */
+  private probing = false;
   /**
    * Pending waitConnected() calls, settled on connect or close (even between attempts, when there is
    * no socket and no event). A set rather than event listeners: any number of callers may wait
@@ -80,6 +139,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.decoder = new PacketDecoder((packet) => this.dispatch(packet), {
       magic: 'RES',
       maxPacketSize: settings.maxPacketSize,
+      onOversize: (packet) => this.oversized(packet),
     });
   }
 
@@ -87,18 +147,66 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     return this.server.address;
   }
 
+  /** Connected and usable: false from the moment the heartbeat declares the server dead. */
   get connected(): boolean {
-    return this.state === 'connected';
+    return this.state === 'connected' && !this.declaredDead;
   }
 
-  /** True while the socket has more than `highWaterMark` bytes waiting: producers should hold back. */
+  /**
+   * True while the socket has more than `highWaterMark` bytes waiting: producers should hold back
+   * until 'drain', which is then due (see `flushed`).
+   */
   get congested(): boolean {
-    return this.writer.pendingBytes + (this.socket?.writableLength ?? 0) > this.settings.highWaterMark;
+    if (this.bufferedBytes <= this.settings.highWaterMark) return false;
+    this.drainDue = true;
+    return true;
+  }
+
+  /** Bytes queued for this connection and not yet handed to the kernel: the writer's and the socket's. */
+  get bufferedBytes(): number {
+    return this.writer.pendingBytes + (this.socket?.writableLength ?? 0);
+  }
+
+  /**
+   * True from the moment the heartbeat declared the server dead (no byte at all within
+   * `heartbeat.timeout` of an ECHO_REQ) until a reconnect proved it alive again: the reconnected
+   * socket stays out of use (`reconnecting`) until its first ECHO_REQ is answered. A plain loss or a
+   * refused reconnect does not set it.
+   */
+  get dead(): boolean {
+    return this.declaredDead;
+  }
+
+  /**
+   * Whether `bytes` more may be queued without `bufferedBytes` passing `maxOutgoing`. With nothing
+   * queued anything may go: a single packet larger than the bound is still sent alone.
+   */
+  canQueue(bytes: number): boolean {
+    const buffered = this.writer.pendingBytes + (this.socket?.writableLength ?? 0);
+    return buffered === 0 || buffered + bytes <= this.settings.maxOutgoing;
+  }
+
+  /** BACKPRESSURE for `what`, refused by {@link canQueue}. */
+  backpressureError(what: string): GearmanError {
+    return new GearmanError(
+      'BACKPRESSURE',
+      `Refused ${what} for gearmand at ${this.address}: ${this.bufferedBytes} bytes are already waiting to be sent ` +
+        `(maxOutgoing ${this.settings.maxOutgoing}), so the server is not keeping up (overloaded, stopped, or a slow link). ` +
+        'Retry later or send less at once; raise maxOutgoing only if the memory is there',
+    );
   }
 
   /** Requests awaiting their reply. */
   get pendingReplies(): number {
     return this.replies.length;
+  }
+
+  /**
+   * The socket's last error since the last successful connect (refused, TLS certificate, connect
+   * timeout, ...): what NO_SERVER and CONNECT_TIMEOUT name and carry as their cause.
+   */
+  get lastSocketError(): Error | undefined {
+    return this.lastError;
   }
 
   /** Starts connecting; reconnects by itself until `close()`. */
@@ -109,7 +217,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   /** Resolves once connected; rejects with CONNECT_TIMEOUT after `timeoutMs`, or CLOSED. */
   waitConnected(timeoutMs = this.settings.connectTimeout): Promise<void> {
-    if (this.state === 'connected') return Promise.resolve();
+    if (this.connected) return Promise.resolve();
     if (this.state === 'closed') return Promise.reject(this.closedError());
     this.start();
     return new Promise((resolve, reject) => {
@@ -199,6 +307,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     const wasIdle = this.state === 'idle';
     this.state = 'closed';
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.heartbeatTimer);
     this.settleWaiters(this.closedError());
     const socket = this.socket;
     if (!socket || wasIdle) {
@@ -242,7 +351,10 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     socket.on('drain', () => {
       this.waitingDrain = false;
       this.flush();
-      if (!this.waitingDrain) this.emit('drain');
+      if (!this.waitingDrain) {
+        this.drainDue = false;
+        this.emit('drain');
+      }
     });
     socket.on('error', (err) => {
       this.lastError = err;
@@ -253,19 +365,186 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private onOpen(socket: Socket): void {
     if (socket !== this.socket) return;
-    this.attempt = 0;
-    this.lastError = undefined;
+    // The backoff is not reset here: a peer that accepts and closes at once, or fails every TLS
+    // handshake, would be reconnected to in a tight loop. onClose resets it once the connection proved healthy.
     if (this.state === 'closed') return;
-    this.state = 'connected';
     this.decoder.reset();
+    this.openedAt = performance.now();
+    if (this.declaredDead && this.settings.heartbeat !== false) this.probe(socket, this.settings.heartbeat.timeout);
+    else this.becomeConnected();
+  }
+
+  private becomeConnected(): void {
+    this.lastError = undefined;
+    this.declaredDead = false;
+    this.probing = false;
+    this.state = 'connected';
     this.onConnect();
     this.settleWaiters();
     this.emit('connected', this.address);
     this.flush();
+    this.startHeartbeat();
+  }
+
+  /**
+   * After a declaration of death, a reconnect (a stopped gearmand's kernel still accepts) is used
+   * only once an ECHO_REQ is answered: until then the connection stays `reconnecting`, so no job is
+   * sent there, and a silent probe counts as a failed attempt (the backoff grows).
+   */
+  private probe(socket: Socket, timeout: number): void {
+    this.probing = true;
+    this.replies.push(this.probeReply);
+    this.replyTypes.push(PacketType.ECHO_RES);
+    socket.write(ECHO_PACKET);
+    this.heartbeatTimer = setTimeout(() => {
+      if (socket !== this.socket || !this.probing) return;
+      this.lastError = new GearmanConnectionError(
+        'CONNECTION_LOST',
+        `gearmand at ${this.address} accepted a connection but did not answer an ECHO_REQ within ${timeout} ms ` +
+          '(it was declared dead before and is still silent); retrying with backoff',
+        this.address,
+      );
+      socket.destroy();
+    }, timeout);
+    this.heartbeatTimer.unref();
+  }
+
+  private readonly probeReply: ReplyHandler = {
+    resolve: () => {
+      if (!this.probing || this.state === 'closed') return;
+      clearTimeout(this.heartbeatTimer);
+      this.becomeConnected();
+    },
+    reject: () => undefined,
+  };
+
+  /**
+   * The heartbeat's ECHO_RES: the server has read everything sent before it. The next ECHO_REQ goes
+   * out after `interval` of silence from now, so a server that stops right after answering is
+   * found within interval + timeout.
+   */
+  private readonly echoReply: ReplyHandler = {
+    resolve: () => {
+      this.echoOutstanding = false;
+      const hb = this.settings.heartbeat;
+      if (hb === false || this.state !== 'connected') return;
+      this.seenReads = this.reads;
+      this.answeredCompleted = this.seenCompleted;
+      this.aliveAt = this.heardAt = performance.now();
+      clearTimeout(this.heartbeatTimer);
+      this.armHeartbeat(hb.interval);
+    },
+    reject: () => {
+      this.echoOutstanding = false;
+    },
+  };
+
+  private startHeartbeat(): void {
+    const hb = this.settings.heartbeat;
+    const socket = this.socket;
+    if (hb === false || !socket) return;
+    this.echoOutstanding = false;
+    this.seenReads = this.reads;
+    this.seenPending = 0;
+    this.seenCompleted = this.answeredCompleted = socket.bytesWritten - socket.writableLength;
+    this.seenKernelQueue = 0;
+    this.aliveAt = this.heardAt = performance.now();
+    this.armHeartbeat(hb.interval);
+  }
+
+  private armHeartbeat(delay: number): void {
+    this.heartbeatTimer = setTimeout(this.heartbeat, Math.max(1, Math.ceil(delay)));
+    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * A timer per connection, firing once per `interval` while the server talks; the hot path only
+   * counts reads. Progress since the last tick: a read, or bytes that were waiting here leaving for
+   * the server (a write completed, or libuv's write queue shrank), so a large upload to a slow
+   * server is progress. Bytes the kernel takes while nothing waits here are not: a stopped
+   * server's kernel takes them too. After `interval` without progress an ECHO_REQ goes out
+   * (answered in turn, docs/gearmand-behaviour.md#reply-order); when still nothing has come
+   * `timeout` ms later, plus the time the bytes sent since the server last spoke (up to
+   * {@link IN_TRANSIT}) take at {@link SLOWEST_LINK} (they may still sit in buffers on the way:
+   * kernel, proxy), the server is declared dead.
+   */
+  private readonly heartbeat = (): void => {
+    this.heartbeatTimer = undefined;
+    const socket = this.socket;
+    const hb = this.settings.heartbeat;
+    if (!socket || hb === false || this.state !== 'connected') return;
+    const now = performance.now();
+    const pending = this.writer.pendingBytes + socket.writableLength;
+    const completed = socket.bytesWritten - socket.writableLength;
+    const kernelQueue = writeQueueSize(socket);
+    const read = this.reads !== this.seenReads;
+    const sent =
+      this.seenPending > 0 &&
+      (completed > this.seenCompleted || (completed === this.seenCompleted && kernelQueue < this.seenKernelQueue));
+    if (read) {
+      // The read may have come before the bytes sent since the last tick: count those as unanswered.
+      this.answeredCompleted = this.seenCompleted;
+      this.heardAt = now;
+    }
+    this.seenReads = this.reads;
+    this.seenPending = pending;
+    this.seenCompleted = completed;
+    this.seenKernelQueue = kernelQueue;
+    if (read || sent) this.aliveAt = now;
+    if (!this.echoOutstanding) {
+      const quiet = now - this.aliveAt;
+      if (quiet < hb.interval) {
+        this.armHeartbeat(hb.interval - quiet);
+        return;
+      }
+      this.echoOutstanding = true;
+      this.echoAt = now;
+      this.request(PacketType.ECHO_REQ, [EMPTY], this.echoReply);
+      this.armHeartbeat(hb.timeout);
+      return;
+    }
+    const allowed = hb.timeout + Math.min(completed - this.answeredCompleted, IN_TRANSIT) / SLOWEST_LINK;
+    const waited = now - Math.max(this.echoAt, this.aliveAt);
+    if (waited < allowed) {
+      this.armHeartbeat(Math.min(allowed - waited, hb.timeout));
+      return;
+    }
+    // Judged after this turn's reads (setImmediate runs after the poll phase): a timer that fired
+    // late because this process was busy must not blame the server for bytes not read yet.
+    setImmediate(this.confirmDead, socket, now);
+  };
+
+  private readonly confirmDead = (socket: Socket, since: number): void => {
+    const hb = this.settings.heartbeat;
+    // Answered meanwhile (echoReply armed the next tick), or bytes came: no verdict.
+    if (socket !== this.socket || hb === false || this.state !== 'connected' || !this.echoOutstanding) return;
+    if (this.reads !== this.seenReads) {
+      this.heartbeat();
+      return;
+    }
+    this.declareDead(socket, Math.round(since - this.heardAt), Math.round(since - this.echoAt));
+  };
+
+  private declareDead(socket: Socket, silentMs: number, echoMs: number): void {
+    const due = this.replies.length - 1;
+    const error = new GearmanConnectionError(
+      'CONNECTION_LOST',
+      `gearmand at ${this.address} was declared dead: no byte from it for ${silentMs} ms, and its heartbeat ECHO_REQ ` +
+        `went unanswered for ${echoMs} ms${due > 0 ? ` while ${due} other repl${due === 1 ? 'y was' : 'ies were'} due` : ''}. ` +
+        'The connection was dropped and is reconnected with backoff: check that gearmand runs and is not stopped ' +
+        'or overloaded, or raise the heartbeat option for a slow link',
+      this.address,
+    );
+    this.declaredDead = true;
+    this.deadError = error;
+    this.lastError = error;
+    this.emit('dead', this.address, error);
+    socket.destroy();
   }
 
   private onData(socket: Socket, chunk: Buffer): void {
     if (socket !== this.socket) return;
+    this.reads++;
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -284,6 +563,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   /** `onread` callback; true keeps the socket reading. */
   private onRead(socket: Socket, n: number, buf: Uint8Array): boolean {
     if (socket !== this.socket) return true;
+    this.reads++;
     try {
       if (this.readingDirect) {
         this.decoder.commitTarget(n);
@@ -310,18 +590,30 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.flushScheduled = false;
     this.writer.take();
     this.decoder.reset();
+    clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    this.echoOutstanding = false;
+    this.probing = false;
+    // Healthy: a packet came (a reply, NOOP, JOB_ASSIGN...), or the connection lasted. Only then does
+    // the backoff start again from its first delay.
+    if (this.proven || (this.openedAt > 0 && performance.now() - this.openedAt >= HEALTHY_UPTIME)) this.attempt = 0;
+    this.proven = false;
+    this.openedAt = 0;
     const wasConnected = this.state === 'connected';
     const closed = this.state === 'closed';
+    const deadError = this.deadError;
+    this.deadError = undefined;
     const error = closed
       ? this.closedError()
-      : new GearmanConnectionError(
+      : (deadError ??
+        new GearmanConnectionError(
           'CONNECTION_LOST',
           `Lost the connection to gearmand at ${this.address}`,
           this.address,
           {
             cause: this.lastError,
           },
-        );
+        ));
     this.failPending(error);
     if (closed) {
       this.emit('disconnected', this.address, undefined);
@@ -359,6 +651,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   }
 
   private dispatch(packet: Packet): void {
+    this.proven = true;
     const type = packet.type;
     if (isReplyType(type)) {
       const due = this.replyTypes.shift();
@@ -378,12 +671,50 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       handler.resolve(packet);
       return;
     }
-    if (type === PacketType.ERROR && this.replies.length > 0) {
+    // gearmand never answers an ECHO_REQ with ERROR: an ERROR while an ECHO is due answers a WORK_*
+    // sent before it (docs/gearmand-behaviour.md#reply-order), as on a worker during a heartbeat.
+    if (type === PacketType.ERROR && this.replies.length > 0 && this.replyTypes.peek() !== PacketType.ECHO_RES) {
       this.replyTypes.shift();
       this.replies.shift()!.reject(this.serverError(packet));
       return;
     }
     this.onPacket(packet);
+  }
+
+  /** A packet above maxPacketSize, skipped by the decoder: a reply fails its request alone, the rest go to onOversize. */
+  private oversized(packet: OversizedPacket): void {
+    const type = packet.type;
+    if (!isReplyType(type) && !(type === PacketType.ERROR && this.replies.length > 0)) {
+      this.onOversize(packet);
+      return;
+    }
+    const due = this.replyTypes.shift();
+    const handler = this.replies.shift();
+    if (!handler) {
+      this.protocolConfusion(`${packetName(type)} arrived but no request was waiting for it`);
+      return;
+    }
+    handler.reject(
+      new GearmanProtocolError(
+        'PACKET_TOO_LARGE',
+        `gearmand at ${this.address} answered ${packetName(due || type)} with ${packetName(type)} of ${packet.size} bytes, ` +
+          `above this connection's maxPacketSize of ${packet.limit}: it was skipped (raise maxPacketSize to accept it)`,
+      ),
+    );
+    // As in dispatch(): a reply of the wrong type means the stream is out of step.
+    if (due && due !== type && type !== PacketType.ERROR) throw this.outOfStep(type, due);
+  }
+
+  private oversizeUnhandled(packet: OversizedPacket): void {
+    if (this.listenerCount('error') === 0) return;
+    this.emit(
+      'error',
+      new GearmanProtocolError(
+        'PACKET_TOO_LARGE',
+        `gearmand at ${this.address} sent ${packetName(packet.type)} of ${packet.size} bytes, above maxPacketSize ` +
+          `(${packet.limit}): it was skipped (raise maxPacketSize to accept it)`,
+      ),
+    );
   }
 
   private outOfStep(got: number, due: number): GearmanConnectionError {
@@ -433,7 +764,24 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       socket.uncork();
     }
     this.waitingDrain = !ok;
+    // A highWaterMark below the socket's own: writes are accepted (ok) while the connection is still
+    // congested, and no socket 'drain' follows. An empty write's callback tells when they have left.
+    if (ok && this.settings.highWaterMark < socket.writableHighWaterMark) socket.write(NO_BYTES, this.flushed);
   }
+
+  /** After a flush with a small highWaterMark: the 'drain' a producer that saw `congested` waits for. */
+  private readonly flushed = (): void => {
+    if (this.drainDue && !this.waitingDrain && this.bufferedBytes <= this.settings.highWaterMark) {
+      this.drainDue = false;
+      this.emit('drain');
+    }
+  };
+}
+
+/** libuv's count of bytes handed to a TCP write but not yet taken by the kernel (0 where Node does not expose it). */
+function writeQueueSize(socket: Socket): number {
+  const size = (socket as unknown as { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize;
+  return typeof size === 'number' ? size : 0;
 }
 
 /**
@@ -450,11 +798,29 @@ export async function connectAny(connections: readonly GearmanConnection[], time
     const causes = (err as AggregateError).errors as Error[];
     const closed = causes.find((e) => e instanceof GearmanConnectionError && e.code === 'CLOSED');
     if (closed) throw closed;
-    throw new GearmanConnectionError(
-      'NO_SERVER',
-      `No gearmand reachable at ${connections.map((c) => c.address).join(', ')} within ${timeout} ms: ${causes.map((e) => e.message).join('; ')}`,
-      undefined,
-      { cause: err },
-    );
+    throw noServerError(connections, timeout);
   }
+}
+
+/**
+ * NO_SERVER: none of `connections` connected within `timeout` ms. The message names each server's
+ * last socket error (refused, TLS certificate, timeout, ...) and the error carries it as its cause:
+ * the error itself for one server, an AggregateError of them for several.
+ */
+export function noServerError(connections: readonly GearmanConnection[], timeout: number): GearmanConnectionError {
+  const errors = connections.flatMap((c) => (c.lastSocketError ? [c.lastSocketError] : []));
+  const reasons = connections.map((c) => `${c.address}: ${c.lastSocketError?.message ?? 'no answer yet'}`);
+  const cause =
+    errors.length === 0
+      ? undefined
+      : connections.length === 1
+        ? errors[0]
+        : new AggregateError(errors, `The last socket error of each server: ${reasons.join('; ')}`);
+  return new GearmanConnectionError(
+    'NO_SERVER',
+    `No gearmand reachable at ${connections.map((c) => c.address).join(', ')} within ${timeout} ms ` +
+      `(${reasons.join('; ')}): start gearmand, or check the servers and tls options`,
+    connections.length === 1 ? connections[0].address : undefined,
+    { cause },
+  );
 }

@@ -32,7 +32,7 @@ export {
   type ServerResult,
   type WithServer,
 } from './admin/admin.js';
-export type { ConnectionOptions } from './options.js';
+export type { ConnectionOptions, HeartbeatOptions } from './options.js';
 export type { BackoffOptions } from './backoff.js';
 export type { ServerAddress, ServerSpec } from './servers.js';
 export {

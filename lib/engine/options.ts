@@ -14,14 +14,42 @@ export interface ConnectionOptions {
   connectTimeout?: number;
   /** Reconnect backoff, or `false` to stay down after a loss (default 100 ms doubling to 10 s, 20 % jitter). */
   reconnect?: BackoffOptions | false;
-  /** Largest packet accepted from a server, in bytes (default 64 MiB). */
+  /**
+   * Largest packet accepted from a server, in bytes (default 64 MiB), and the largest a client
+   * submits or a worker sends as a result. A larger one costs one job, never the connection: a
+   * worker fails a job above it without running it, a client fails the job whose result is above
+   * it, submits and results above it are refused before sending (README, "Oversized jobs and packets").
+   */
   maxPacketSize?: number;
   /** Bytes buffered for a socket above which producers hold back (default 1 MiB). */
   highWaterMark?: number;
+  /**
+   * Bound on a connection's outgoing bytes (queued packets plus the socket's buffer), default
+   * 32 MiB: a submit that would go past it fails at once with BACKPRESSURE (the server is not
+   * reading fast enough) instead of queueing without limit. A single packet larger than the bound
+   * is still sent when nothing else is queued. At least `highWaterMark`.
+   */
+  maxOutgoing?: number;
+  /**
+   * Liveness check (default `{ interval: 1000, timeout: 2000 }`): after `interval` ms in which no
+   * byte arrived (and no queued byte left for the server), an ECHO_REQ goes out; when nothing at all
+   * arrives in the `timeout` ms after it, the connection is declared dead (`dead` event, CONNECTION_LOST)
+   * and reconnected with backoff. A frozen server is found within interval + timeout to
+   * 2 x interval + timeout. `false` turns it off (a silent server then keeps its connection).
+   */
+  heartbeat?: HeartbeatOptions | false;
   /** TCP keep-alive: delay in ms before the first probe, or `false` for none (default 30 000). */
   keepAlive?: number | false;
   /** SET_CLIENT_ID on every connection, shown by `gearadmin --workers` (sent again after each reconnect). */
   clientId?: string;
+}
+
+/** See {@link ConnectionOptions.heartbeat}. */
+export interface HeartbeatOptions {
+  /** Milliseconds without a byte from the server before an ECHO_REQ is sent (default 1000). */
+  interval?: number;
+  /** Milliseconds the server has, after that ECHO_REQ, to send anything at all (default 2000). */
+  timeout?: number;
 }
 
 /** The engine's defaults, in one place. */
@@ -31,6 +59,9 @@ export const ENGINE_DEFAULTS = Object.freeze({
   reconnect: DEFAULT_BACKOFF,
   maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
   highWaterMark: 1024 * 1024,
+  /** 4x the bench's W3 (8 x 1 MiB in flight), 12x its W2 burst (20,000 background submits at once, ~2.6 MB). */
+  maxOutgoing: 32 * 1024 * 1024,
+  heartbeat: Object.freeze({ interval: 1000, timeout: 2000 }),
   keepAlive: 30_000,
   /** Client: milliseconds to wait for JOB_CREATED. */
   submitTimeout: 10_000,
@@ -52,6 +83,8 @@ export interface SocketSettings {
   readonly reconnect: Required<BackoffOptions> | false;
   readonly maxPacketSize: number;
   readonly highWaterMark: number;
+  readonly maxOutgoing: number;
+  readonly heartbeat: Readonly<Required<HeartbeatOptions>> | false;
   readonly keepAlive: number | false;
 }
 
@@ -67,21 +100,42 @@ export function resolveConnectionOptions(options: ConnectionOptions = {}): Resol
     throw invalidArgument(`clientId must be a string without NUL bytes, got ${JSON.stringify(options.clientId)}`);
   }
   const keepAlive = options.keepAlive ?? ENGINE_DEFAULTS.keepAlive;
+  const highWaterMark = positiveInt(
+    'highWaterMark',
+    options.highWaterMark,
+    ENGINE_DEFAULTS.highWaterMark,
+    Number.MAX_SAFE_INTEGER,
+  );
   return {
     servers: resolveServers(options.servers ?? ENGINE_DEFAULTS.servers, options.tls),
     connectTimeout: positiveInt('connectTimeout', options.connectTimeout, ENGINE_DEFAULTS.connectTimeout),
     reconnect,
     maxPacketSize: positiveInt('maxPacketSize', options.maxPacketSize, ENGINE_DEFAULTS.maxPacketSize, 0xffffffff),
-    highWaterMark: positiveInt(
-      'highWaterMark',
-      options.highWaterMark,
-      ENGINE_DEFAULTS.highWaterMark,
+    highWaterMark,
+    maxOutgoing: positiveInt(
+      'maxOutgoing',
+      options.maxOutgoing,
+      Math.max(ENGINE_DEFAULTS.maxOutgoing, highWaterMark),
       Number.MAX_SAFE_INTEGER,
+      highWaterMark,
     ),
+    heartbeat: resolveHeartbeat(options.heartbeat),
     keepAlive:
       keepAlive === false ? false : positiveInt('keepAlive', keepAlive, ENGINE_DEFAULTS.keepAlive, MAX_TIMER, 0),
     clientId: options.clientId,
   };
+}
+
+function resolveHeartbeat(heartbeat: HeartbeatOptions | false | undefined): Required<HeartbeatOptions> | false {
+  if (heartbeat === false) return false;
+  if (heartbeat !== undefined && (typeof heartbeat !== 'object' || heartbeat === null)) {
+    throw invalidArgument(`heartbeat must be { interval, timeout } (ms) or false, got ${String(heartbeat)}`);
+  }
+  const d = ENGINE_DEFAULTS.heartbeat;
+  return Object.freeze({
+    interval: positiveInt('heartbeat.interval', heartbeat?.interval, d.interval),
+    timeout: positiveInt('heartbeat.timeout', heartbeat?.timeout, d.timeout),
+  });
 }
 
 /** Node's timers take at most 2^31 - 1 ms; a larger value would fire at once. */

@@ -20,6 +20,8 @@ describe('resolveConnectionOptions', () => {
       reconnect: DEFAULT_BACKOFF,
       maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
       highWaterMark: 1024 * 1024,
+      maxOutgoing: 32 * 1024 * 1024,
+      heartbeat: { interval: 1000, timeout: 2000 },
       keepAlive: 30_000,
       clientId: undefined,
     });
@@ -35,6 +37,8 @@ describe('resolveConnectionOptions', () => {
       reconnect: DEFAULT_BACKOFF,
       maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
       highWaterMark: 1024 * 1024,
+      maxOutgoing: 32 * 1024 * 1024,
+      heartbeat: { interval: 1000, timeout: 2000 },
       keepAlive: 30_000,
       submitTimeout: 10_000,
       retries: 3,
