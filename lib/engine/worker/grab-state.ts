@@ -14,5 +14,13 @@ export class GrabState {
    * trip), doubling per job received (no GRAB storm on a short queue).
    */
   window = 1;
+  /** Jobs whose streamed report waits for this connection to drain (woken on drain and on loss). */
+  readonly drainWaiters: (() => void)[] = [];
   constructor(readonly conn: GearmanConnection) {}
+
+  /** Wakes every job waiting for this connection to drain. */
+  wakeDrainWaiters(): void {
+    if (this.drainWaiters.length === 0) return;
+    for (const wake of this.drainWaiters.splice(0)) wake();
+  }
 }

@@ -1,8 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { type Packet, PacketType } from '../../protocol/index.js';
+import {
+  GearmanProtocolError,
+  type OversizedPacket,
+  type Packet,
+  type PacketArg,
+  PacketType,
+  packetName,
+} from '../../protocol/index.js';
 import { type JobAssignment, readJobAssign } from '../../protocol/messages.js';
 import { connectAny, GearmanConnection } from '../connection.js';
-import { GearmanConnectionError, invalidArgument } from '../errors.js';
+import { GearmanConnectionError, GearmanError, GearmanTimeoutError, invalidArgument } from '../errors.js';
 import {
   type ConnectionOptions,
   ENGINE_DEFAULTS,
@@ -11,8 +18,11 @@ import {
   type ResolvedConnectionOptions,
   resolveConnectionOptions,
 } from '../options.js';
+import { checkFunctionName } from '../function-name.js';
+import { DeadlineList } from './deadlines.js';
+import { describeError } from './describe-error.js';
 import { GrabState } from './grab-state.js';
-import { type WorkerJobControl, WorkerJob } from './worker-job.js';
+import { type WorkerJobControl, type WorkerJobHost, WorkerJob } from './worker-job.js';
 
 /** How a failed handler is reported: WORK_EXCEPTION (with the error) or a plain WORK_FAIL. */
 export type ErrorMode = 'exception' | 'fail';
@@ -31,6 +41,14 @@ export interface GearmanWorkerOptions extends ConnectionOptions {
   pollInterval?: number;
   /** How a throwing handler is reported (default `exception`; see README on foreign callers). */
   errorMode?: ErrorMode;
+  /**
+   * Handler deadline in ms (default none: handlers may run as long as they like). A handler still
+   * running after it has its job answered with a failure ("timed out after N ms": WORK_EXCEPTION or
+   * WORK_FAIL per `errorMode`), its slot freed and `job.signal` aborted; its late result is ignored.
+   * Per function through `register(..., { handlerTimeout })`. Unlike `timeout` (CAN_DO_TIMEOUT,
+   * which gearmand enforces by requeueing), this is enforced here and fails the job.
+   */
+  handlerTimeout?: number;
 }
 
 export interface RegisterOptions {
@@ -43,6 +61,14 @@ export interface RegisterOptions {
   timeout?: number;
   /** Overrides the worker's `errorMode` for this function. */
   errorMode?: ErrorMode;
+  /** Handler deadline in ms for this function (overrides the worker's `handlerTimeout`; 0: none). */
+  handlerTimeout?: number;
+  /**
+   * What WORK_EXCEPTION carries when a job of this function fails (errorMode `exception`): the
+   * handler's error, or the worker's own (deadline, BACKPRESSURE). Default: a description of the
+   * error as text (its message; any thrown value is described safely). If it throws, the default is used.
+   */
+  formatException?: (error: unknown) => PacketArg;
 }
 
 /** What a handler returns: the WORK_COMPLETE payload (nothing for an empty one). */
@@ -52,6 +78,8 @@ export type JobHandler = (job: WorkerJob) => JobResult | Promise<JobResult>;
 interface Registration {
   handler: JobHandler;
   options: RegisterOptions;
+  /** The handler deadline's list, if the function has one. */
+  deadline: DeadlineList | undefined;
 }
 
 export interface GearmanWorkerEvents {
@@ -59,7 +87,10 @@ export interface GearmanWorkerEvents {
   disconnected: [server: string, error: Error | undefined];
   reconnecting: [server: string, attempt: number, delay: number];
   error: [error: Error];
-  /** A handler threw or rejected; the job was reported with WORK_EXCEPTION or WORK_FAIL. */
+  /**
+   * A handler threw or rejected (with any value), or the worker failed its job (deadline: TIMEOUT;
+   * a stream past `maxOutgoing`: BACKPRESSURE); the job was reported with WORK_EXCEPTION or WORK_FAIL.
+   */
   jobError: [error: unknown, job: WorkerJob];
 }
 
@@ -81,6 +112,11 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private readonly pollInterval: number;
   private readonly errorMode: ErrorMode;
   private readonly grabType: number;
+  private readonly handlerTimeout: number;
+  /** One list (and timer) per handler deadline length in use. */
+  private readonly deadlines = new Map<number, DeadlineList>();
+  /** What every job's control shares (see WorkerJobHost). */
+  private readonly host: WorkerJobHost;
   private grabsOut = 0;
   private started = false;
   private stopping = false;
@@ -98,6 +134,13 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.maxJobs = positiveInt('maxJobs', options.maxJobs, ENGINE_DEFAULTS.maxJobs);
     this.pollInterval = positiveInt('pollInterval', options.pollInterval, ENGINE_DEFAULTS.pollInterval, MAX_TIMER, 0);
     this.errorMode = options.errorMode ?? 'exception';
+    this.handlerTimeout = positiveInt('handlerTimeout', options.handlerTimeout, 0, MAX_TIMER, 0);
+    this.host = {
+      finished: this.finished,
+      failed: (job, error) => this.failJob(job, error),
+      maxOutgoing: this.settings.maxOutgoing,
+      maxPacketSize: this.settings.maxPacketSize,
+    };
     this.wakeWindow = Math.min(2, this.maxJobs);
     this.grabType = options.grab === 'all' ? PacketType.GRAB_JOB_ALL : PacketType.GRAB_JOB_UNIQ;
     this.states = this.settings.servers.map((server) => {
@@ -105,6 +148,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       const state = new GrabState(conn);
       conn.onConnect = () => this.onConnect(state);
       conn.onPacket = (packet) => this.onPacket(state, packet);
+      conn.onOversize = (packet) => this.onOversize(state, packet);
       conn.on('connected', (s) => {
         this.emit('connected', s);
         this.pump();
@@ -114,7 +158,10 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         this.emit('disconnected', s, e);
       });
       conn.on('reconnecting', (s, a, d) => this.emit('reconnecting', s, a, d));
-      conn.on('drain', () => this.pump());
+      conn.on('drain', () => {
+        state.wakeDrainWaiters();
+        this.pump();
+      });
       conn.on('error', (e) => {
         if (this.listenerCount('error') > 0) this.emit('error', e);
       });
@@ -139,18 +186,25 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
 
   /** Registers a function (CAN_DO, or CAN_DO_TIMEOUT with `timeout` in ms) on every server. */
   register(functionName: string, handler: JobHandler, options: RegisterOptions = {}): this {
-    if (typeof functionName !== 'string' || functionName === '' || functionName.includes('\0')) {
-      throw invalidArgument(
-        `Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`,
-      );
-    }
+    // Including gearmand's length limit: a longer name makes it drop this worker's connection.
+    checkFunctionName(functionName);
     if (typeof handler !== 'function') throw invalidArgument(`The handler for ${functionName} must be a function`);
     if (options.timeout !== undefined && (!Number.isInteger(options.timeout) || options.timeout <= 0)) {
       throw invalidArgument(
         `timeout for ${functionName} must be whole milliseconds > 0 (gearmand raises values below 1000 to 1000)`,
       );
     }
-    this.functions.set(functionName, { handler, options });
+    const handlerTimeout = positiveInt(
+      `handlerTimeout for ${functionName}`,
+      options.handlerTimeout,
+      this.handlerTimeout,
+      MAX_TIMER,
+      0,
+    );
+    if (options.formatException !== undefined && typeof options.formatException !== 'function') {
+      throw invalidArgument(`formatException for ${functionName} must be a function`);
+    }
+    this.functions.set(functionName, { handler, options, deadline: this.deadlineList(handlerTimeout) });
     for (const state of this.states) {
       if (!state.conn.connected) continue;
       this.sendCanDo(state, functionName, options);
@@ -208,10 +262,11 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   /**
    * Graceful stop: no more GRABs, waits up to `timeout` ms (default 10 s) for running jobs, then
    * closes. Jobs still running then are left to gearmand, which requeues them
-   * (docs/gearmand-behaviour.md#lost-workers): none is lost. Resolves with the number of jobs
-   * abandoned that way.
+   * (docs/gearmand-behaviour.md#lost-workers): none is lost; their handlers' `job.signal` is
+   * aborted (reason CLOSED) so they can stop. Resolves with the number of jobs abandoned that way.
    */
   async close(timeout: number = ENGINE_DEFAULTS.closeTimeout): Promise<number> {
+    positiveInt('close timeout', timeout, 0, MAX_TIMER, 0);
     if (this.closed) return 0;
     this.stopping = true;
     clearInterval(this.pollTimer);
@@ -225,8 +280,18 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       });
     }
     this.closed = true;
+    for (const list of this.deadlines.values()) list.stop();
     const abandoned = this.running.size;
-    for (const control of this.running.values()) control.lost = true;
+    const controls = [...this.running.values()];
+    for (const control of controls) control.lost = true;
+    if (controls.length > 0) {
+      const reason = new GearmanError(
+        'CLOSED',
+        `The Gearman worker closed while this handler was still running (after waiting ${timeout} ms for it): ` +
+          'its result cannot be reported, gearmand requeues the job for another worker',
+      );
+      for (const control of controls) control.job.abort(reason);
+    }
     await Promise.all(this.connections.map((c) => c.close()));
     return abandoned;
   }
@@ -254,8 +319,20 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.grabsOut -= state.grabs;
     state.grabs = 0;
     // gearmand requeues what this connection held (docs/gearmand-behaviour.md#lost-workers); the
-    // handlers may finish, but cannot report.
-    for (const control of this.running.values()) if (control.conn === state.conn) control.lost = true;
+    // handlers may finish, but cannot report: their signal tells them to stop.
+    let reason: GearmanConnectionError | undefined;
+    for (const control of this.running.values()) {
+      if (control.conn !== state.conn || control.lost) continue;
+      control.lost = true;
+      reason ??= new GearmanConnectionError(
+        'CONNECTION_LOST',
+        `Lost the connection to gearmand at ${state.conn.address} while this handler ran: gearmand requeues ` +
+          'the job (it may run again elsewhere) and this run cannot report its result',
+        state.conn.address,
+      );
+      control.job.abort(reason);
+    }
+    state.wakeDrainWaiters();
   }
 
   private onPacket(state: GrabState, packet: Packet): void {
@@ -364,8 +441,19 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     // A job assigned to a GRAB answered after close(): its socket is going, gearmand requeues the
     // job, so running the handler would only run it twice.
     if (this.closed) return;
-    const control: WorkerJobControl = { conn: state.conn, lost: false, finished: this.finished };
+    const control: WorkerJobControl = {
+      conn: state.conn,
+      lost: false,
+      host: this.host,
+      drainWaiters: state.drainWaiters,
+      job: NO_JOB,
+      deadline: 0,
+      prev: undefined,
+      next: undefined,
+      list: undefined,
+    };
     const job = new WorkerJob(assignment, control);
+    control.job = job;
     this.running.set(job, control);
     const reg = this.functions.get(job.functionName);
     if (!reg) {
@@ -373,28 +461,36 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       job.fail();
       return;
     }
+    reg.deadline?.add(control, performance.now());
     let result: JobResult | Promise<JobResult>;
     try {
       result = reg.handler(job);
+      // Inside the try: a thenable whose `then` throws is a failure like any other.
+      if (result && typeof (result as Promise<JobResult>).then === 'function') {
+        (result as Promise<JobResult>).then(
+          (value) => this.handlerDone(job, reg, value),
+          (err: unknown) => this.handlerFailed(job, reg, err),
+        );
+        return;
+      }
     } catch (err) {
       this.handlerFailed(job, reg, err);
       return;
     }
-    if (result && typeof (result as Promise<JobResult>).then === 'function') {
-      (result as Promise<JobResult>).then(
-        (value) => this.handlerDone(job, reg, value),
-        (err) => this.handlerFailed(job, reg, err),
-      );
-    } else {
-      this.handlerDone(job, reg, result as JobResult);
-    }
+    this.handlerDone(job, reg, result as JobResult);
   }
 
   private handlerDone(job: WorkerJob, reg: Registration, value: JobResult): void {
     if (job.finished) return;
     if (value === undefined || value === null) job.complete();
-    else if (typeof value === 'string' || value instanceof Uint8Array) job.complete(value);
-    else {
+    else if (typeof value === 'string' || value instanceof Uint8Array) {
+      try {
+        job.complete(value);
+      } catch (err) {
+        // PACKET_TOO_LARGE: the result was not sent, the job fails instead.
+        this.handlerFailed(job, reg, err);
+      }
+    } else {
       this.handlerFailed(
         job,
         reg,
@@ -405,15 +501,116 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     }
   }
 
-  private handlerFailed(job: WorkerJob, reg: Registration, err: unknown): void {
-    if (this.listenerCount('jobError') > 0) this.emit('jobError', err, job);
+  /**
+   * The job failed (any value thrown or rejected, or the worker's own error): reported once, as
+   * WORK_FAIL or WORK_EXCEPTION per errorMode, whatever `err` is; nothing here may throw, or the
+   * packet being handled would drop the connection and leak the slot.
+   */
+  private handlerFailed(job: WorkerJob, reg: Registration | undefined, err: unknown): void {
+    // A handler passing on the reason the worker aborted it with (deadline, BACKPRESSURE, close,
+    // loss) is not news: that was told (or needs no telling) already.
+    const known = err !== undefined && err === job.abortedWith;
+    if (!known && this.listenerCount('jobError') > 0) {
+      try {
+        this.emit('jobError', err, job);
+      } catch (listenerError) {
+        // A throwing jobError listener must not cost the job its answer.
+        if (this.listenerCount('error') > 0) this.emit('error', listenerError as Error);
+      }
+    }
     if (job.finished) return;
-    const mode = reg.options.errorMode ?? this.errorMode;
+    const mode = reg?.options.errorMode ?? this.errorMode;
     if (mode === 'fail') job.fail();
-    else job.exception(err instanceof Error ? err.message : String(err));
+    else job.exception(this.fitPacket(job.handle, exceptionData(reg, err)));
   }
 
-  private readonly finished = (job: WorkerJob): void => {
+  /** `data` cut to what a WORK_EXCEPTION for `handle` may carry under maxPacketSize (an error message rarely comes near). */
+  private fitPacket(handle: string, data: PacketArg): PacketArg {
+    const room = this.settings.maxPacketSize - handle.length - 1;
+    if ((typeof data === 'string' ? 3 * data.length : data.length) <= room) return data;
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    return bytes.length <= room ? bytes : bytes.subarray(0, Math.max(0, room));
+  }
+
+  /**
+   * A packet above maxPacketSize, skipped unread by the decoder: the connection stays. A JOB_ASSIGN*
+   * answers a GRAB like any other; its job is answered at once with a failure that says why (per the
+   * function's errorMode), logged once (`error` event), and no handler runs. gearmand accepts
+   * payloads of any size, so without this one such job would make every worker of its function drop
+   * its connection in turn, forever (README, "Oversized jobs and packets").
+   */
+  private onOversize(state: GrabState, packet: OversizedPacket): void {
+    const { type, handle, functionName, size, limit } = packet;
+    const conn = state.conn;
+    const assign =
+      type === PacketType.JOB_ASSIGN || type === PacketType.JOB_ASSIGN_UNIQ || type === PacketType.JOB_ASSIGN_ALL;
+    if (!assign || handle === undefined) {
+      if (this.listenerCount('error') > 0) {
+        this.emit(
+          'error',
+          new GearmanProtocolError(
+            'PACKET_TOO_LARGE',
+            `gearmand at ${conn.address} sent ${packetName(type)} of ${size} bytes, above this worker's maxPacketSize of ` +
+              `${limit}: it was skipped${assign ? ' (and, without a readable handle, left unanswered)' : ''}. Raise maxPacketSize to accept it.`,
+          ),
+        );
+      }
+      if (assign) this.grabAnswered(state);
+      this.schedulePump();
+      return;
+    }
+    this.grabAnswered(state);
+    state.window = 1;
+    const name = functionName ?? '(unknown function)';
+    const error = new GearmanProtocolError(
+      'PACKET_TOO_LARGE',
+      // What matters first: clients show the start of a WORK_EXCEPTION.
+      `The job's payload is too large for this worker: ${packetName(type)} of ${size} bytes, above its maxPacketSize ` +
+        `of ${limit}, so it was failed without running (job ${handle} of ${name}, gearmand at ${conn.address}). ` +
+        `Raise maxPacketSize on the workers of ${name} (GearmanWorker or ServerGearman option) to take jobs this large, ` +
+        'or submit smaller payloads.',
+    );
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    if (conn.connected) {
+      const reg = functionName === undefined ? undefined : this.functions.get(functionName);
+      if ((reg?.options.errorMode ?? this.errorMode) === 'fail') conn.send(PacketType.WORK_FAIL, [handle]);
+      else conn.send(PacketType.WORK_EXCEPTION, [handle, this.fitPacket(handle, error.message)]);
+    }
+    this.schedulePump();
+  }
+
+  /** A job the worker itself fails (a stream past `maxOutgoing`): answered, then its handler aborted. */
+  private failJob(job: WorkerJob, error: Error): void {
+    this.handlerFailed(job, this.functions.get(job.functionName), error);
+    job.abort(error);
+  }
+
+  /** A handler past its deadline: its job is answered with the timeout, the slot freed, the handler aborted. */
+  private expire(control: WorkerJobControl, ms: number): void {
+    const job = control.job;
+    if (job.finished) return;
+    const error = new GearmanTimeoutError(
+      `The handler for ${job.functionName} (job ${job.handle}) timed out after ${ms} ms (handlerTimeout): ` +
+        'the job was failed and its slot freed. Make the handler finish sooner, or raise handlerTimeout.',
+    );
+    this.handlerFailed(job, this.functions.get(job.functionName), error);
+    job.abort(error);
+  }
+
+  /** The deadline list for handlers of `ms` (undefined for none), made on first use. */
+  private deadlineList(ms: number): DeadlineList | undefined {
+    if (ms === 0) return undefined;
+    let list = this.deadlines.get(ms);
+    if (!list) {
+      list = new DeadlineList(ms, (entry) => this.expire(entry as WorkerJobControl, ms));
+      this.deadlines.set(ms, list);
+    }
+    return list;
+  }
+
+  private readonly finished = (control: WorkerJobControl): void => {
+    control.list?.remove(control);
+    const job = control.job;
     this.running.delete(job);
     if (this.running.size === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w();
@@ -422,6 +619,22 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   };
 }
 
+/** WORK_EXCEPTION's payload for `err`: the function's `formatException`, else (or if that throws) a safe description. */
+function exceptionData(reg: Registration | undefined, err: unknown): PacketArg {
+  const format = reg?.options.formatException;
+  if (format) {
+    try {
+      const data = format(err);
+      if (typeof data === 'string' || data instanceof Uint8Array) return data;
+    } catch {
+      // fall back to the description below
+    }
+  }
+  return describeError(err);
+}
+
 const EMPTY = Buffer.alloc(0);
+/** Placeholder in a control until its job is made (the job's constructor takes the control). */
+const NO_JOB = undefined as unknown as WorkerJob;
 /** A job whose payload is at least this large resets the grab window to one GRAB in flight. */
 const LARGE_JOB = 256 * 1024;
