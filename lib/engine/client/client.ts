@@ -1,13 +1,16 @@
 import { EventEmitter } from 'node:events';
 import {
+  GearmanProtocolError,
+  type OversizedPacket,
   type Packet,
   PacketType,
+  packetName,
   readData,
   readHandle,
   readStatusReply,
   readWorkStatus,
 } from '../../protocol/index.js';
-import { connectAny, GearmanConnection } from '../connection.js';
+import { connectAny, GearmanConnection, noServerError } from '../connection.js';
 import {
   GearmanCancelledError,
   GearmanConnectionError,
@@ -18,6 +21,7 @@ import {
 import {
   type ConnectionOptions,
   ENGINE_DEFAULTS,
+  MAX_TIMER,
   positiveInt,
   type ResolvedConnectionOptions,
   resolveConnectionOptions,
@@ -29,7 +33,7 @@ import { JobTable } from './job-table.js';
 import { JobTimers } from './job-timers.js';
 import { Router } from './router.js';
 import { SubmitQueue } from './submit-queue.js';
-import { buildSubmitRequest, type SubmitOptions } from './submit-request.js';
+import { buildSubmitRequest, checkSubmitSize, type SubmitOptions } from './submit-request.js';
 
 export interface GearmanClientOptions extends ConnectionOptions {
   /** How jobs are spread over several servers (default `hash`). `connectTimeout` also bounds how long a submit waits for a live server. */
@@ -40,6 +44,11 @@ export interface GearmanClientOptions extends ConnectionOptions {
   submitTimeout?: number;
   /** Default whole-job timeout for foreground jobs in ms (default none). */
   timeout?: number;
+  /**
+   * Milliseconds `close()` lets jobs in flight finish before failing the rest with CLOSED (default
+   * 0: at once; ClientGearman's default is 5000). New submits are refused from the start of close().
+   */
+  closeTimeout?: number;
 }
 
 export interface GearmanClientEvents {
@@ -71,6 +80,14 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly submitTimeout: number;
   private readonly exceptions: boolean;
   private readonly cancelJob = (job: JobControl): Promise<void> => this.canceller.cancel(job);
+  private readonly closeTimeout: number;
+  /** Jobs submitted and not settled yet: close() waits for them to reach 0 (or its timeout). */
+  private unfinished = 0;
+  /** Set while close() drains: called when the last unfinished job settles. */
+  private drained: (() => void) | undefined;
+  /** close() was called: submits are refused (jobs in flight may still finish). */
+  private closing: Promise<void> | undefined;
+  /** The connections are closed (after the drain). */
   private closed = false;
 
   constructor(options: GearmanClientOptions = {}) {
@@ -81,6 +98,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       throw invalidArgument(`Invalid strategy ${JSON.stringify(strategy)}: use ${STRATEGIES.join(', ')}`);
     this.submitTimeout = positiveInt('submitTimeout', options.submitTimeout, ENGINE_DEFAULTS.submitTimeout);
     const timeout = options.timeout === undefined ? undefined : positiveInt('timeout', options.timeout, 0);
+    this.closeTimeout = positiveInt('closeTimeout', options.closeTimeout, 0, MAX_TIMER, 0);
     this.exceptions = options.exceptions !== false;
     this.canceller = new Canceller(this.settings.connectTimeout, this.tables, (handle, conn) =>
       this.statusOn(conn, handle),
@@ -95,7 +113,12 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     );
     this.pool = new ServerPool(this.connections);
     this.router = new Router(
-      { strategy, connectTimeout: this.settings.connectTimeout, submitTimeout: this.submitTimeout },
+      {
+        strategy,
+        connectTimeout: this.settings.connectTimeout,
+        submitTimeout: this.submitTimeout,
+        reconnects: this.settings.reconnect !== false,
+      },
       this.pool,
       this.submits,
       this.timers,
@@ -126,9 +149,20 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   /** Submits a job. The returned job streams its updates and settles once. */
   submit(functionName: string, payload?: Buffer | string, options: SubmitOptions = {}): GearmanJob {
     this.assertOpen();
-    const job = new JobControl(buildSubmitRequest(functionName, payload, options), this.cancelJob);
+    const request = buildSubmitRequest(functionName, payload, options);
+    checkSubmitSize(request, this.settings.maxPacketSize);
+    const job = new JobControl(request, this.cancelJob);
     this.timers.arm(job, options);
-    this.router.route(job);
+    this.unfinished++;
+    try {
+      this.router.route(job);
+    } catch (error) {
+      // Settle it, so its timers and close()'s count are released.
+      job.fail(
+        error instanceof GearmanError ? error : new GearmanError('SERVER_ERROR', String(error), { cause: error }),
+      );
+      throw error;
+    }
     return job.job;
   }
 
@@ -180,11 +214,41 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     return performance.now() - start;
   }
 
-  /** Closes every connection; jobs still waiting fail with CLOSED. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Closes the client. New submits fail with CLOSED at once; jobs in flight may finish for up to
+   * `timeout` ms (default: the `closeTimeout` option, 0), then the rest fail with CLOSED and every
+   * connection is closed: gearmand drops the foreground jobs still queued (no client is left,
+   * docs/gearmand-behaviour.md#lost-clients), running ones finish on their workers with nobody to
+   * hear the result. A second call returns the first one's promise.
+   */
+  close(timeout: number = this.closeTimeout): Promise<void> {
+    try {
+      positiveInt('close timeout', timeout, 0, MAX_TIMER, 0);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.closing ??= this.shutdown(timeout);
+    return this.closing;
+  }
+
+  private async shutdown(timeout: number): Promise<void> {
+    if (timeout > 0 && this.unfinished > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeout);
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.drained = undefined;
+    }
     this.closed = true;
-    const error = new GearmanConnectionError('CLOSED', 'The Gearman client was closed');
+    const error = new GearmanConnectionError(
+      'CLOSED',
+      timeout > 0
+        ? `The Gearman client was closed: the job did not finish within close()'s ${timeout} ms`
+        : 'The Gearman client was closed',
+    );
     this.router.close(error);
     await Promise.all([...this.connections.map((c) => c.close()), this.canceller.close()]);
     for (const table of this.tables.values()) for (const job of table.drain()) job.fail(error);
@@ -203,16 +267,20 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       ),
     );
     conn.onPacket = (packet) => this.onPacket(conn, table, packet);
+    conn.onOversize = (packet) => this.onOversize(conn, table, packet);
     conn.onConnect = () => this.onConnect(conn);
     conn.on('connected', (s) => {
       this.emit('connected', s);
+      this.router.serverUp(conn);
       this.router.releaseParked();
     });
     conn.on('disconnected', (s, e) => {
-      this.onDisconnect(conn, table);
+      this.router.serverLost(conn);
+      this.onDisconnect(conn, table, e);
       this.emit('disconnected', s, e);
     });
     conn.on('reconnecting', (s, a, d) => {
+      this.router.serverReconnecting(conn);
       this.emit('reconnecting', s, a, d);
       // A server that failed its first attempt is now known down: jobs waiting for it go elsewhere.
       this.router.releaseParked();
@@ -231,10 +299,13 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private onCreated(conn: GearmanConnection, table: JobTable, job: JobControl, packet: Packet): void {
     const handle = readHandle(packet);
     if (job.finished) {
-      // Timed out or aborted before gearmand answered: take the job back if it is still queued.
+      // Timed out, aborted or cancelled before gearmand answered (in a burst, JOB_CREATED can come
+      // long after submitTimeout): take the job back by the canceller's one rule. gearmand counts
+      // a foreground submit as a waiting client until the job ends.
       if (!job.request.background || job.state === 'failed') {
         job.handle = handle;
-        this.canceller.giveUp(job);
+        if (!job.request.background) table.addDetached(handle);
+        this.canceller.giveUp(job, true);
       }
       return;
     }
@@ -253,7 +324,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     job.fail(error instanceof GearmanError ? error : new GearmanError('SERVER_ERROR', error.message, { cause: error }));
   }
 
-  private onDisconnect(conn: GearmanConnection, table: JobTable): void {
+  private onDisconnect(conn: GearmanConnection, table: JobTable, cause: Error | undefined): void {
     // Foreground jobs on a lost connection would never hear from gearmand again: fail (or retry) now.
     const jobs = table.drain();
     // close() drops the connections itself: that is not a lost connection, and nothing will be retried.
@@ -261,9 +332,12 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       ? new GearmanConnectionError('CLOSED', 'The Gearman client was closed while the job was running', conn.address)
       : new GearmanConnectionError(
           'CONNECTION_LOST',
-          `Lost the connection to gearmand at ${conn.address} while the job was running; gearmand keeps running it, ` +
+          `Lost the connection to gearmand at ${conn.address} while the job was running` +
+            // Declared dead by the heartbeat: say so (the cause has the detail).
+            `${conn.dead ? ' (the server was declared dead: it stopped answering)' : ''}; gearmand keeps running it, ` +
             'but its result cannot reach this client (submit with a unique and `retry` to resubmit automatically)',
           conn.address,
+          { cause },
         );
     for (const job of jobs) this.router.lost(conn, job, error);
   }
@@ -298,6 +372,28 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     }
   }
 
+  /**
+   * A WORK_* packet above maxPacketSize, skipped unread by the decoder (the connection stays): the
+   * job of its handle fails with PACKET_TOO_LARGE, the other jobs on the connection go on.
+   */
+  private onOversize(conn: GearmanConnection, table: JobTable, packet: OversizedPacket): void {
+    const { type, handle } = packet;
+    if (handle !== undefined && RESULT_TYPES.has(type)) {
+      table.end(handle, failTooLarge, packet, conn.address);
+      return;
+    }
+    if (this.listenerCount('error') > 0) {
+      this.emit(
+        'error',
+        new GearmanProtocolError(
+          'PACKET_TOO_LARGE',
+          `gearmand at ${conn.address} sent ${packetName(type)} of ${packet.size} bytes, above this client's ` +
+            `maxPacketSize of ${packet.limit}: it was skipped (raise maxPacketSize to accept it)`,
+        ),
+      );
+    }
+  }
+
   /** WORK_FAIL: the job failed, or answers our own `cancel job`. */
   private readonly failJob = (job: JobControl): void => {
     const { functionName } = job.request;
@@ -312,6 +408,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
 
   /** Stops tracking a settled job (timeouts, aborts, cancels). */
   private untrack(job: JobControl): void {
+    if (--this.unfinished === 0 && this.drained) this.drained();
     if (job.request.background || !job.connection || job.handle === undefined) return;
     this.tables.get(job.connection)!.remove(job.handle, job);
   }
@@ -328,20 +425,24 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   }
 
   private async ensureConnected(conn: GearmanConnection): Promise<void> {
-    this.assertOpen();
+    // Not assertOpen(): status queries of cancels still run while close() drains.
+    if (this.closed) throw new GearmanConnectionError('CLOSED', 'The Gearman client is closed: create a new one');
     conn.start();
     await conn.waitConnected(this.settings.connectTimeout);
   }
 
+  /** NO_SERVER naming each server's last socket error, carried as the cause (a TLS certificate error, ...). */
   private noServerError(timeout = this.settings.connectTimeout): GearmanConnectionError {
-    return new GearmanConnectionError(
-      'NO_SERVER',
-      `No gearmand reachable at ${this.servers.join(', ')} within ${timeout} ms: start gearmand or check the servers option`,
-    );
+    return noServerError(this.connections, timeout);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new GearmanConnectionError('CLOSED', 'The Gearman client is closed: create a new one');
+    if (this.closing)
+      throw new GearmanConnectionError(
+        'CLOSED',
+        'The Gearman client is closing (close() lets jobs in flight finish): it takes no new work; create a new one',
+      );
   }
 }
 
@@ -351,6 +452,34 @@ function statusOf(reply: Packet, conn: GearmanConnection): JobStatus {
   return s.waitingClients === undefined
     ? { ...status, server: conn.address }
     : { ...status, waitingClients: s.waitingClients, server: conn.address };
+}
+
+/** The WORK_* packets that carry a job's data: one too large to read fails the job. */
+const RESULT_TYPES: ReadonlySet<number> = new Set([
+  PacketType.WORK_COMPLETE,
+  PacketType.WORK_DATA,
+  PacketType.WORK_WARNING,
+  PacketType.WORK_EXCEPTION,
+  PacketType.WORK_STATUS,
+]);
+
+function failTooLarge(job: JobControl, packet: OversizedPacket, server: string): void {
+  const { functionName } = job.request;
+  const what =
+    packet.type === PacketType.WORK_COMPLETE
+      ? 'result'
+      : packet.type === PacketType.WORK_EXCEPTION
+        ? 'exception'
+        : 'update';
+  job.fail(
+    new GearmanProtocolError(
+      'PACKET_TOO_LARGE',
+      `The job's ${what} is too large for this client: ${packetName(packet.type)} of ${packet.size} bytes, above its ` +
+        `maxPacketSize of ${packet.limit}, so it was skipped unread and the job failed here (job ${job.handle} of ` +
+        `${functionName}, gearmand at ${server}; the job itself ran on its worker). Raise maxPacketSize on the client ` +
+        'to receive results this large.',
+    ),
+  );
 }
 
 function emitData(job: JobControl, event: 'data' | 'warning', data: Buffer): void {

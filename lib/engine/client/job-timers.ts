@@ -50,7 +50,7 @@ export class JobTimers {
           job.fail(
             new GearmanTimeoutError(
               `Job ${job.request.functionName}${handle ? ` (${handle})` : ''} did not finish within ${timeout} ms; ` +
-                'it was cancelled if still queued (a running job cannot be stopped in Gearman)',
+                'it is cancelled if still queued and no other caller waits for it (a running job cannot be stopped in Gearman)',
             ),
           );
           if (handle) this.giveUp(job);
@@ -127,7 +127,8 @@ function failSubmit(job: JobControl, submitTimeout: number): void {
   if (job.state !== 'submitting') return;
   job.fail(
     new GearmanTimeoutError(
-      `No JOB_CREATED for ${job.request.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable?`,
+      `No JOB_CREATED for ${job.request.functionName} within ${submitTimeout} ms: is gearmand overloaded or unreachable? ` +
+        'If gearmand creates the job later, it is cancelled while still queued',
     ),
   );
 }

@@ -1,6 +1,6 @@
 import type { Packet } from '../../protocol/index.js';
 import type { GearmanConnection, ReplyHandler } from '../connection.js';
-import { Fifo } from '../fifo.js';
+import { Fifo } from '../../protocol/fifo.js';
 import type { JobControl } from './job.js';
 
 /**
@@ -24,7 +24,14 @@ export class SubmitQueue implements ReplyHandler {
   ) {}
 
   send(job: JobControl): void {
-    const { type, args } = job.request;
+    const { type, args, payload } = job.request;
+    // Bounded outgoing bytes (maxOutgoing): a server that does not read gets no more, and the
+    // submit fails at once (in a microtask, so listeners added right after submit() hear of it).
+    if (!this.conn.canQueue(payload.length)) {
+      const error = this.conn.backpressureError(`a submit of ${job.request.functionName} (${payload.length} bytes)`);
+      queueMicrotask(() => this.onError(job, error));
+      return;
+    }
     this.conn.request(type, args, this);
     this.jobs.push(job);
     if (job.submitDeadline >= 0 && this.timer === undefined) this.arm(job.submitDeadline - performance.now());

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { MAX_UNIQUE_LENGTH, type PacketArg, PacketType } from '../../protocol/index.js';
+import {
+  GearmanProtocolError,
+  MAX_FUNCTION_NAME_LENGTH,
+  MAX_UNIQUE_LENGTH,
+  type PacketArg,
+  PacketType,
+} from '../../protocol/index.js';
 import { invalidArgument } from '../errors.js';
-import { ENGINE_DEFAULTS } from '../options.js';
+import { checkFunctionName, checkReducerName } from '../function-name.js';
+import { ENGINE_DEFAULTS, positiveInt } from '../options.js';
 import type { JobPriority } from './job.js';
 
 /** Options of one submit (`client.submit(fn, payload, options)`). */
@@ -20,16 +27,27 @@ export interface SubmitOptions {
   /** Reduce job: the reducer function (and optional aggregator). */
   reducer?: string;
   aggregator?: string;
-  /** Whole-job timeout in ms (foreground); on expiry a still-queued job is cancelled. */
+  /**
+   * Whole-job timeout in ms (foreground; whole milliseconds from 1 to 2^31 - 1). On expiry the
+   * caller gets TIMEOUT; a job still queued is cancelled unless another caller waits for it, a
+   * running one finishes on its worker and its result is dropped.
+   */
   timeout?: number;
-  /** Milliseconds to wait for JOB_CREATED. */
+  /**
+   * Milliseconds to wait for JOB_CREATED (1 to 2^31 - 1). On expiry the caller gets TIMEOUT; if
+   * gearmand creates the job later, it is cancelled while still queued.
+   */
   submitTimeout?: number;
-  /** Aborting fails the job with CANCELLED and cancels it on the server if still queued. */
+  /** Aborting fails the job with CANCELLED and cancels it on the server if still queued and nobody else waits for it. */
   signal?: AbortSignal;
   /**
-   * Resubmit after a lost connection, on the next live server: `true` for up to 3 times, or a
-   * number. Only for jobs with a unique (coalescing makes the resubmit idempotent while the first
-   * copy is alive).
+   * Resubmit after a lost connection: `true` for up to 3 times, or a number. Only for jobs with a
+   * unique. **At-least-once:** Gearman cannot tell a job that completed just before the loss (its
+   * result lost with the connection) from one still queued or running, so the handler may run
+   * again. The resubmit goes to the job's own server once it is back, where it merges by unique
+   * with the original if that is still queued or running (no second run); it moves to another
+   * server only when that server is gone (declared dead, or its reconnect failed), and there the
+   * job runs again. Make handlers of retried jobs idempotent.
    */
   retry?: boolean | number;
 }
@@ -66,11 +84,7 @@ export function buildSubmitRequest(
   options: SubmitOptions = {},
   newUnique: () => string = randomUUID,
 ): SubmitRequest {
-  if (typeof functionName !== 'string' || functionName === '' || functionName.includes('\0')) {
-    throw invalidArgument(
-      `Invalid function name ${JSON.stringify(functionName)}: use a non-empty string without NUL bytes`,
-    );
-  }
+  checkFunctionName(functionName);
   const unique = options.unique ?? '';
   if (typeof unique !== 'string' || Buffer.byteLength(unique) > MAX_UNIQUE_LENGTH || unique.includes('\0')) {
     throw invalidArgument(
@@ -87,6 +101,10 @@ export function buildSubmitRequest(
   }
   if (epoch !== undefined && options.reducer)
     throw invalidArgument('A job cannot be both scheduled (epoch) and a reduce job');
+  if (options.reducer !== undefined) checkReducerName(options.reducer);
+  // Timers take whole milliseconds up to 2^31 - 1: Infinity, NaN, negatives and larger values would fire at once.
+  if (options.timeout !== undefined) positiveInt('timeout', options.timeout, 0);
+  if (options.submitTimeout !== undefined) positiveInt('submitTimeout', options.submitTimeout, 0);
   const background = options.background === true || epoch !== undefined;
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const retries =
@@ -110,4 +128,31 @@ export function buildSubmitRequest(
     args = [functionName, wireUnique, data];
   }
   return { functionName, payload: data, unique, background, priority, retries, type, args };
+}
+
+/**
+ * The most bytes a SUBMIT's arguments other than the payload take: the function name, a unique
+ * (63 bytes, or a 36-byte UUID), an epoch in decimal, and their NULs. Reduce jobs (a reducer and an
+ * aggregator more) are counted exactly.
+ */
+const SUBMIT_ARGS_MAX = MAX_FUNCTION_NAME_LENGTH + MAX_UNIQUE_LENGTH + 20 + 3;
+
+/**
+ * Throws PACKET_TOO_LARGE when the SUBMIT packet would be above `maxPacketSize`, before anything
+ * is sent: the workers of the function, whose limit is likely the same, could not take it. Most
+ * payloads are far below: the exact size is counted only near the limit.
+ */
+export function checkSubmitSize(request: SubmitRequest, maxPacketSize: number): void {
+  const args = request.args;
+  if (args.length < 5 && request.payload.length + SUBMIT_ARGS_MAX <= maxPacketSize) return;
+  let size = args.length - 1;
+  for (const arg of args) size += typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
+  if (size <= maxPacketSize) return;
+  throw new GearmanProtocolError(
+    'PACKET_TOO_LARGE',
+    `Cannot submit ${request.functionName}: its packet would be ${size} bytes (payload ${request.payload.length}), above this ` +
+      `client's maxPacketSize of ${maxPacketSize}, so nothing was sent. The workers of ${request.functionName} could not take ` +
+      'it either unless their limit is raised too: raise maxPacketSize on the client and on the workers, or send a ' +
+      'smaller payload (e.g. a reference to where the data is).',
+  );
 }
