@@ -4,18 +4,24 @@ import { Observable, Subject } from 'rxjs';
 import {
   GearmanClient,
   type GearmanClientOptions,
+  GearmanConnectionError,
   GearmanError,
   GearmanJob,
   GearmanJobError,
   type SubmitOptions,
 } from '../engine/index.js';
+import { MAX_TIMER, positiveInt } from '../engine/options.js';
 import { type GearmanCodec, GearmanCodecError, resolveCodec, wrapMetadata } from './codecs.js';
+import { DEFAULT_CLIENT_CLOSE_TIMEOUT } from './constants.js';
 import { GearmanRpcError, rejectNestSerializers } from './errors.js';
 import { type GearmanEvents, GearmanStatus, statusOfConnections } from './events/gearman.events.js';
 import type { GearmanClientProxyOptions } from './interfaces.js';
 import { GearmanRecord } from './record-builders/gearman.record-builder.js';
 
-/** What `job()` emits while a foreground job runs, ending with `complete`. */
+/**
+ * What `job()` emits while a job runs, ending with `complete` (a background or epoch job: `created`,
+ * then `complete` with its handle as `data`).
+ */
 export type GearmanJobEvent<T = unknown> =
   | { type: 'created'; handle: string; server: string }
   | { type: 'status'; numerator: number; denominator: number }
@@ -41,6 +47,9 @@ const UNREADABLE = Symbol('unreadable');
 export class ClientGearman extends ClientProxy<GearmanEvents, string> {
   private client: GearmanClient;
   private closed = false;
+  /** close() is draining: calls are refused until it is done (then the next call reconnects). */
+  private closing: Promise<void> | undefined;
+  private readonly closeTimeout: number;
   private readonly codec: GearmanCodec;
   private connecting: Promise<void> | undefined;
   /** `connect()` has resolved for the current engine client: `send()` publishes at once. */
@@ -51,15 +60,25 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
   constructor(protected readonly options: GearmanClientProxyOptions = {}) {
     super();
     rejectNestSerializers(options, 'ClientGearman');
+    this.closeTimeout = positiveInt('closeTimeout', options.closeTimeout, DEFAULT_CLIENT_CLOSE_TIMEOUT, MAX_TIMER, 0);
     this.codec = resolveCodec(options.codec);
     this.client = this.attach(this.createClient(this.getClientOptions()));
   }
 
   /**
    * Connects (once; a failed attempt is forgotten so the next call tries again). After `close()`,
-   * connects a new engine client, as Nest's own clients allow `close()` then `connect()`.
+   * connects a new engine client, as Nest's own clients allow `close()` then `connect()` (so a
+   * `send()` after `close()` opens connections again). While `close()` drains, rejects with CLOSED.
    */
   connect(): Promise<void> {
+    if (this.closing) {
+      return Promise.reject(
+        new GearmanConnectionError(
+          'CLOSED',
+          'ClientGearman is closing (close() lets the calls in flight finish, up to closeTimeout): new calls are refused',
+        ),
+      );
+    }
     if (this.closed) {
       this.closed = false;
       this.client = this.attach(this.createClient(this.getClientOptions()));
@@ -79,12 +98,22 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
     return this.connecting;
   }
 
+  /**
+   * Graceful: new calls fail at once with CLOSED, calls in flight may finish for up to
+   * `closeTimeout` ms (default 5000), then the rest fail with CLOSED and the connections close.
+   */
   async close(): Promise<void> {
+    if (this.closing) return this.closing;
     this.connecting = undefined;
     this.ready = false;
     this.closed = true;
-    await this.client.close();
-    this._status$.next(GearmanStatus.DISCONNECTED);
+    const closing = this.client.close(this.closeTimeout).then(() => this._status$.next(GearmanStatus.DISCONNECTED));
+    this.closing = closing;
+    try {
+      await closing;
+    } finally {
+      if (this.closing === closing) this.closing = undefined;
+    }
   }
 
   override on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): void {
@@ -121,9 +150,11 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
   }
 
   /**
-   * A foreground job with its progress: emits `created`, every `status` (WORK_STATUS numerator and
+   * A job with its progress: emits `created`, every `status` (WORK_STATUS numerator and
    * denominator), `warning` and `data`, then `complete` with the result. Errors as `send()` does.
-   * Unsubscribing cancels the job if it is still queued.
+   * A background or epoch record completes once the job is created: `created`, then `complete`
+   * with the handle as `data`. Unsubscribing cancels the job if it is still queued and no other
+   * caller waits for it.
    */
   job<T = unknown>(pattern: unknown, data: unknown): Observable<GearmanJobEvent<T>> {
     return new Observable<GearmanJobEvent<T>>((observer) => {
@@ -132,8 +163,25 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
       this.connect().then(
         () => {
           if (closed) return;
-          const { job, codec } = this.submit(this.createPacket(pattern, data), false);
+          let submitted: { job: GearmanJob; codec: GearmanCodec };
+          try {
+            submitted = this.submit(this.createPacket(pattern, data), false);
+          } catch (err) {
+            observer.error(err);
+            return;
+          }
+          const { job, codec } = submitted;
           job.on('created', (handle) => observer.next({ type: 'created', handle, server: job.server! }));
+          if (job.background) {
+            job.created().then(
+              (handle) => {
+                observer.next({ type: 'complete', data: handle as T });
+                observer.complete();
+              },
+              (err: unknown) => observer.error(workerError(err as GearmanError)),
+            );
+            return;
+          }
           job.on('status', (numerator, denominator) => observer.next({ type: 'status', numerator, denominator }));
           job.on('warning', (d) => observer.next({ type: 'warning', data: this.decodeQuietly(codec, d) }));
           teardown = this.follow(job, codec, ({ err, response, isDisposed }) => {
@@ -260,7 +308,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
         return codec.decode(data);
       } catch (err) {
         job.removeAllListeners();
-        callback({ err: decodeFailure(job, codec, err) });
+        callback({ err: decodeFailure(job, codec, data, err) });
         return UNREADABLE;
       }
     };
@@ -301,19 +349,12 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
 }
 
 /**
- * The error a caller of `send()` sees: a Nest worker's WORK_EXCEPTION carries the error object Nest
- * made (an RpcException's own object), which becomes a GearmanRpcError holding it; anything else
- * stays the engine's typed error.
+ * The error a caller of `send()` or `job()` sees: every WORK_EXCEPTION becomes a GearmanRpcError
+ * (a Nest worker's error object, or whatever a foreign worker sent, parsed); anything else stays
+ * the engine's typed error.
  */
-function workerError(error: Error): Error {
-  if (error instanceof GearmanJobError && error.code === 'JOB_EXCEPTION' && error.data && error.data.length > 0) {
-    try {
-      const parsed: unknown = JSON.parse(error.data.toString('utf8'));
-      if (typeof parsed === 'object' && parsed !== null) return new GearmanRpcError(parsed, error);
-    } catch {
-      // A foreign worker's plain-text exception: keep the typed error, its message has the text.
-    }
-  }
+function workerError(error: GearmanError): GearmanError {
+  if (error instanceof GearmanJobError && error.code === 'JOB_EXCEPTION') return GearmanRpcError.fromException(error);
   return error;
 }
 
@@ -329,9 +370,10 @@ function encode(codec: GearmanCodec, value: unknown): Buffer {
   }
 }
 
-function decodeFailure(job: GearmanJob, codec: GearmanCodec, err: unknown): Error {
+function decodeFailure(job: GearmanJob, codec: GearmanCodec, data: Buffer, err: unknown): Error {
   return new GearmanCodecError(
-    `The result of Gearman function "${job.functionName}" could not be read by the ${codec.name} codec: ${(err as Error).message}. ` +
+    `The result of Gearman function "${job.functionName}" could not be read by the ${codec.name} codec: ${(err as Error).message} (${data.length} bytes). ` +
       "If the worker answers in plain text, use new GearmanRecordBuilder(data).setCodec('text') or the client's codec option.",
+    { cause: err },
   );
 }

@@ -54,10 +54,12 @@ export const jsonCodec: GearmanCodec = {
     if (data.length === 0) return undefined;
     try {
       return JSON.parse(data.toString('utf8'));
-    } catch {
-      const preview = data.toString('utf8', 0, Math.min(40, data.length));
+    } catch (err) {
+      // Neither the bytes nor the SyntaxError (whose message quotes them) go into the error: it is
+      // logged and sent back to callers. Where parsing stopped is enough to find the fault.
+      const at = /position (\d+)/.exec((err as Error).message)?.[1];
       throw new GearmanCodecError(
-        `payload is not valid JSON (${data.length} bytes, starting ${JSON.stringify(preview)})`,
+        `payload is not valid JSON${at === undefined ? '' : ` (invalid at character ${at})`}`,
       );
     }
   },
@@ -90,12 +92,25 @@ export function resolveCodec(option: GearmanCodecOption | undefined): GearmanCod
 
 /**
  * Opt-in envelope that carries Nest packet metadata beside the payload:
- * `\0NGM1`, uint32 BE length of the metadata JSON, the metadata JSON, then the payload as the codec
- * wrote it. A first byte of NUL never starts JSON or text, so plain payloads are never mistaken for it.
+ * `\0NGM1`, uint32 BE length of the metadata JSON, the metadata JSON (an object of strings), then
+ * the payload as the codec wrote it. A client writes it only with `sendMetadata`, and a server reads
+ * it only where it opted in (`readMetadata`): any Gearman client can send these bytes, and a raw
+ * payload may start with them, so elsewhere they reach the handler unchanged.
  */
 const ENVELOPE_MAGIC = Buffer.from('\0NGM1', 'latin1');
 
+/** Whether `data` starts with the envelope's magic bytes. */
+export function hasMetadataEnvelope(data: Buffer): boolean {
+  return (
+    data.length >= ENVELOPE_MAGIC.length &&
+    data[0] === 0 &&
+    data.subarray(0, ENVELOPE_MAGIC.length).equals(ENVELOPE_MAGIC)
+  );
+}
+
+/** The envelope around `payload`; throws a GearmanCodecError for metadata that is not an object of strings. */
 export function wrapMetadata(metadata: Record<string, string>, payload: Buffer): Buffer {
+  checkMetadata(metadata, 'Nest packet metadata sent with sendMetadata');
   const meta = Buffer.from(JSON.stringify(metadata));
   const head = Buffer.allocUnsafe(ENVELOPE_MAGIC.length + 4);
   ENVELOPE_MAGIC.copy(head, 0);
@@ -103,22 +118,40 @@ export function wrapMetadata(metadata: Record<string, string>, payload: Buffer):
   return Buffer.concat([head, meta, payload]);
 }
 
-/** Splits an envelope; a plain payload comes back unchanged with no metadata. */
+/**
+ * Splits an envelope; a payload without the magic bytes comes back unchanged with no metadata.
+ * Throws a GearmanCodecError for an envelope that is truncated, not JSON, or not an object of strings.
+ */
 export function unwrapMetadata(data: Buffer): { payload: Buffer; metadata: Record<string, string> | undefined } {
+  if (!hasMetadataEnvelope(data)) return { payload: data, metadata: undefined };
   const start = ENVELOPE_MAGIC.length + 4;
-  if (data.length < start || data[0] !== 0 || !data.subarray(0, ENVELOPE_MAGIC.length).equals(ENVELOPE_MAGIC)) {
-    return { payload: data, metadata: undefined };
-  }
-  const length = data.readUInt32BE(ENVELOPE_MAGIC.length);
-  if (start + length > data.length) throw new GearmanCodecError('metadata envelope is truncated');
+  const end = data.length < start ? Infinity : start + data.readUInt32BE(ENVELOPE_MAGIC.length);
+  if (end > data.length) throw new GearmanCodecError(`metadata envelope is truncated (${data.length} bytes)`);
   let metadata: unknown;
   try {
-    metadata = JSON.parse(data.toString('utf8', start, start + length));
+    metadata = JSON.parse(data.toString('utf8', start, end));
   } catch {
-    throw new GearmanCodecError('metadata envelope holds invalid JSON');
+    throw new GearmanCodecError(`metadata envelope holds invalid JSON (${end - start} bytes)`);
   }
+  checkMetadata(metadata, 'metadata envelope');
+  return { payload: data.subarray(end), metadata };
+}
+
+function checkMetadata(metadata: unknown, what: string): asserts metadata is Record<string, string> {
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
-    throw new GearmanCodecError('metadata envelope must hold a JSON object of strings');
+    throw new GearmanCodecError(`${what} must be an object of strings, got ${kind(metadata)}`);
   }
-  return { payload: data.subarray(start + length), metadata: metadata as Record<string, string> };
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== 'string') {
+      throw new GearmanCodecError(
+        `${what} must be an object of strings: ${JSON.stringify(key.slice(0, 80))} is ${kind(value)}`,
+      );
+    }
+  }
+}
+
+function kind(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }

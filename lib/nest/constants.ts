@@ -8,3 +8,5 @@ export const GEARMAN_CLIENT = 'GEARMAN_CLIENT';
 export const DEFAULT_MAX_JOBS = 10;
 /** Default drain deadline of `close()` in ms. */
 export const DEFAULT_CLOSE_TIMEOUT = 10_000;
+/** Default drain deadline of ClientGearman's `close()` in ms: calls in flight may finish. */
+export const DEFAULT_CLIENT_CLOSE_TIMEOUT = 5000;

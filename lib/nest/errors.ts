@@ -1,10 +1,16 @@
+import { isUtf8 } from 'node:buffer';
 import { GearmanError, GearmanJobError } from '../engine/index.js';
 
 /**
- * A Nest worker's handler error, read from its WORK_EXCEPTION: `error` is the object Nest made (an
- * `RpcException`'s own object, `{ status: 'error', message }` otherwise), as Nest's own transports
- * deliver it. Its fields can be read on this error too (`err.status`), except those an Error already
- * has: `code` stays `JOB_EXCEPTION`, so an `RpcException({ code })` is `err.error.code`.
+ * A worker's WORK_EXCEPTION, as a ClientGearman caller gets every one. `error` is the object Nest's
+ * own transports would deliver: a Nest worker's error object (an `RpcException`'s own object,
+ * `{ status: 'error', message }` otherwise), or a foreign worker's JSON object as it is; any other
+ * exception data becomes `{ status: 'error', message: value }`, where `value` is the JSON value
+ * (array, string, number, boolean or null), else the text ('' when empty; invalid UTF-8 is decoded
+ * with U+FFFD, the exact bytes are in `data`). Its fields can be read on this error too (`err.status`),
+ * except those an Error already has: `code` stays `JOB_EXCEPTION`, so an `RpcException({ code })`
+ * is `err.error.code`. `message` is `error.message` when it is a non-empty string (at most 1000 characters),
+ * else the engine's, which names the function and the handle.
  */
 export class GearmanRpcError extends GearmanJobError {
   override name = 'GearmanRpcError';
@@ -14,7 +20,7 @@ export class GearmanRpcError extends GearmanJobError {
     const message = (error as { message?: unknown }).message;
     super(
       'JOB_EXCEPTION',
-      typeof message === 'string' ? message : exception.message,
+      typeof message === 'string' && message !== '' ? bounded(message) : exception.message,
       exception.handle,
       exception.functionName,
       exception.data,
@@ -24,6 +30,32 @@ export class GearmanRpcError extends GearmanJobError {
       if (!(key in this)) (this as Record<string, unknown>)[key] = value;
     }
   }
+
+  /** The error a WORK_EXCEPTION's bytes make (see the class): whatever a worker sent, a GearmanRpcError. */
+  static fromException(exception: GearmanJobError): GearmanRpcError {
+    const data = exception.data ?? EMPTY;
+    const text = data.toString('utf8');
+    let value: unknown = text;
+    if (text.length > 0 && isUtf8(data)) {
+      try {
+        value = JSON.parse(text);
+      } catch {
+        // Plain text: kept as the message.
+      }
+    }
+    const error =
+      typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? value
+        : { status: 'error', message: value };
+    return new GearmanRpcError(error, exception);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const MAX_MESSAGE = 1000;
+
+function bounded(message: string): string {
+  return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}...` : message;
 }
 
 /**

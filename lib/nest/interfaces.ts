@@ -20,8 +20,18 @@ export interface GearmanServerOptions extends GearmanWorkerOptions {
   errorMode?: ErrorMode;
   /** Milliseconds `close()` waits for running handlers before disconnecting (default 10 000). */
   closeTimeout?: number;
-  /** A logger, or `false` for none (default: Nest's Logger with context ServerGearman). */
+  /**
+   * A logger, or `false` for none (default: Nest's Logger with context ServerGearman). Payload bytes
+   * are logged at the `debug` level only (the first bytes of a payload the codec could not read).
+   */
   logger?: LoggerService | false;
+  /**
+   * Read the metadata envelope a `ClientGearman` with `sendMetadata` wraps around payloads, for
+   * `ctx.getMetadata()`: `true` for every pattern, or a list of patterns; per pattern through
+   * `extras.readMetadata`. Off by default: any Gearman client can send the envelope's bytes, so
+   * elsewhere payloads reach the codec byte for byte. Metadata values must be strings.
+   */
+  readMetadata?: boolean | string[];
 }
 
 /** What `@MessagePattern(fn, extras)` / `@EventPattern(fn, extras)` may set for one function. */
@@ -32,8 +42,16 @@ export interface GearmanPatternExtras {
    * while a slot is free: the timeout is dependable only with `maxJobs: 1` (a warning is logged otherwise).
    */
   timeout?: number;
+  /**
+   * Handler deadline in ms, enforced by this worker (unlike `timeout`): past it the job is answered
+   * with a failure that says it timed out, its slot freed and `ctx.getSignal()` aborted. Overrides
+   * the server's `handlerTimeout` (default none); 0 for none.
+   */
+  handlerTimeout?: number;
   codec?: GearmanCodecOption;
   errorMode?: ErrorMode;
+  /** Read the metadata envelope for this pattern (overrides the server's `readMetadata`). */
+  readMetadata?: boolean;
 }
 
 /**
@@ -44,9 +62,15 @@ export interface GearmanClientProxyOptions extends GearmanClientOptions {
   /** How payloads are written and results read (default `json`); per call via GearmanRecordBuilder. */
   codec?: GearmanCodecOption;
   /**
-   * Send Nest packet metadata (`setOnDispatchHook`) in an envelope that ServerGearman reads:
-   * `true` for every pattern, or a list of patterns. Off by default, so plain Gearman workers see
-   * only the payload.
+   * Milliseconds `close()` lets calls in flight finish before failing the rest with CLOSED (default
+   * 5000, within the usual grace period of a graceful shutdown; 0: at once). Calls made while it
+   * drains fail at once with CLOSED.
+   */
+  closeTimeout?: number;
+  /**
+   * Send Nest packet metadata (`setOnDispatchHook`, values must be strings) in an envelope that a
+   * ServerGearman with `readMetadata` reads: `true` for every pattern, or a list of patterns. Off by
+   * default, so plain Gearman workers see only the payload.
    */
   sendMetadata?: boolean | string[];
 }

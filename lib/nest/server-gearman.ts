@@ -1,9 +1,17 @@
 import type { EventEmitter } from 'node:events';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { CustomTransportStrategy, type MessageHandler, Server, type WritePacket } from '@nestjs/microservices';
-import { finalize, isObservable, lastValueFrom } from 'rxjs';
-import { type ErrorMode, GearmanWorker, type GearmanWorkerOptions, type WorkerJob } from '../engine/index.js';
-import { type GearmanCodec, resolveCodec, unwrapMetadata } from './codecs.js';
+import { finalize, isObservable, type Observable, type Subscription } from 'rxjs';
+import {
+  type ErrorMode,
+  GearmanError,
+  GearmanWorker,
+  type GearmanWorkerOptions,
+  type WorkerJob,
+} from '../engine/index.js';
+import { MAX_TIMER, positiveInt } from '../engine/options.js';
+import { describeError } from '../engine/worker/describe-error.js';
+import { type GearmanCodec, hasMetadataEnvelope, resolveCodec, unwrapMetadata } from './codecs.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT } from './constants.js';
 import { GearmanContext } from './ctx-host/gearman.context.js';
 import { rejectNestSerializers } from './errors.js';
@@ -14,6 +22,8 @@ interface Route {
   handler: MessageHandler;
   codec: GearmanCodec;
   errorMode: ErrorMode;
+  /** The server or the pattern opted in to read the metadata envelope (`readMetadata`). */
+  readMetadata: boolean;
 }
 
 /**
@@ -40,6 +50,7 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
   constructor(protected readonly options: GearmanServerOptions = {}) {
     super();
     rejectNestSerializers(options, 'ServerGearman');
+    positiveInt('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT, MAX_TIMER, 0);
     this.logger = options.logger === false ? silentLogger : (options.logger ?? new Logger(ServerGearman.name));
     this.codec = resolveCodec(options.codec);
     this.worker = this.createWorker(this.getWorkerOptions());
@@ -47,6 +58,11 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
     this.worker.on('disconnected', () => this.updateStatus());
     this.worker.on('reconnecting', () => this.updateStatus());
     this.worker.on('error', (err) => this.logger.warn?.(`gearmand: ${err.message}`));
+    // Failures the worker itself answered (handlerTimeout, a stream past maxOutgoing): handler
+    // failures are answered (and logged) here, after Nest's exception filters.
+    this.worker.on('jobError', (err, job) =>
+      this.logger.warn?.(`Job ${job.handle} of "${job.functionName}" failed: ${describe(err)}`),
+    );
   }
 
   /** Registers every handler with gearmand and connects; reports failure through `callback`. */
@@ -62,7 +78,11 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
     }
   }
 
-  /** Graceful: stops taking jobs, lets running handlers finish (up to `closeTimeout`), disconnects. */
+  /**
+   * Graceful: stops taking jobs, lets running handlers finish (up to `closeTimeout`), then aborts
+   * the ones still running (their `ctx.getSignal()` fires, their Observables are unsubscribed) and
+   * disconnects; gearmand requeues their jobs.
+   */
   async close(): Promise<void> {
     const abandoned = await this.worker.close(this.options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT);
     if (abandoned > 0) {
@@ -101,11 +121,14 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       handler,
       codec: extras.codec ? resolveCodec(extras.codec) : this.codec,
       errorMode: extras.errorMode ?? this.options.errorMode ?? 'exception',
+      readMetadata: extras.readMetadata ?? readsMetadata(this.options.readMetadata, pattern),
     };
     this.routes.set(pattern, route);
     this.worker.register(pattern, (job) => this.handleJob(job, route), {
       timeout: extras.timeout,
       errorMode: route.errorMode,
+      handlerTimeout: extras.handlerTimeout,
+      formatException: nestError,
     });
     const maxJobs = this.options.maxJobs ?? DEFAULT_MAX_JOBS;
     if (extras.timeout !== undefined && maxJobs > 1) {
@@ -124,24 +147,47 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
     this._status$.next(statusOfConnections(this.worker.connections));
   }
 
+  /**
+   * A payload the codec (or the metadata envelope) could not read: the caller gets an error report
+   * and a warning is logged, both with the size and what to do but no payload bytes (payloads may
+   * hold personal data or secrets); the first bytes go to the debug level only.
+   */
+  private decodeFailed(job: WorkerJob, route: Route, err: unknown): void {
+    const payload = job.payload;
+    const hint =
+      !route.readMetadata && hasMetadataEnvelope(payload)
+        ? ' It starts with a metadata envelope (\\0NGM1): if the caller is a ClientGearman with sendMetadata, set readMetadata on this server or pattern.'
+        : '';
+    const message =
+      `Gearman function "${job.functionName}" could not read its payload of ${payload.length} bytes (job ${job.handle}): ${(err as Error).message}. ` +
+      `Send ${route.codec.name === 'json' ? 'JSON' : `what the ${route.codec.name} codec reads`}, or set the pattern's codec (extras.codec: 'text' or 'raw').${hint}`;
+    this.logger.warn?.(`${message} Enable the debug log level to see its first bytes.`);
+    if (this.logger.debug) {
+      const head = payload.subarray(0, PREVIEW_BYTES);
+      this.logger.debug(
+        `Payload of job ${job.handle} ("${job.functionName}"), first ${head.length} of ${payload.length} bytes: ` +
+          `${JSON.stringify(head.toString('latin1'))} (hex ${head.toString('hex')})`,
+      );
+    }
+    this.reportError(job, route, { status: 'error', message });
+  }
+
   /** Runs one job; resolves when the job has been reported (the engine then frees the slot). */
   private handleJob(job: WorkerJob, route: Route): Promise<void> {
     let data: unknown;
     let context: GearmanContext;
     try {
-      // Only a payload starting with NUL can be a metadata envelope (JSON and text never do).
+      // The envelope is read only where the server or pattern opted in: any Gearman client can
+      // send its bytes, and elsewhere the payload reaches the codec byte for byte. Only a payload
+      // starting with NUL can be one (JSON and text never do).
       const raw = job.payload;
       let payload = raw;
       let metadata: Record<string, string> | undefined;
-      if (raw.length > 0 && raw[0] === 0) ({ payload, metadata } = unwrapMetadata(raw));
+      if (route.readMetadata && raw.length > 0 && raw[0] === 0) ({ payload, metadata } = unwrapMetadata(raw));
       data = route.codec.decode(payload);
       context = new GearmanContext([job, route.codec, metadata]);
     } catch (err) {
-      const message =
-        `Gearman function "${job.functionName}" could not read its payload: ${(err as Error).message}. ` +
-        `Send ${route.codec.name === 'json' ? 'JSON' : `what the ${route.codec.name} codec reads`}, or set the pattern's codec (extras.codec: 'text' or 'raw').`;
-      this.logger.warn?.(message);
-      this.reportError(job, route, { status: 'error', message });
+      this.decodeFailed(job, route, err);
       return Promise.resolve();
     }
     return route.handler.isEventHandler
@@ -158,14 +204,14 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       const failed = (err: unknown): void => this.eventFailed(job, err);
       return invoke(route, data, context).then((result) => {
         if (!isObservable(result)) return eventDone(job);
-        return lastValueFrom(result, { defaultValue: undefined }).then(() => eventDone(job), failed);
+        return untilEnd(job, result).then(() => eventDone(job), failed);
       }, failed);
     }
     return new Promise<void>((resolve) => {
       this.runWithProcessingHooks(context, async (runEndHook) => {
         try {
           const result = await route.handler(data, context);
-          if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+          if (isObservable(result)) await untilEnd(job, result);
           eventDone(job);
         } catch (err) {
           this.eventFailed(job, err);
@@ -216,13 +262,15 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
   /**
    * A message handler's result: a plain value completes the job at once (what `send()` makes of
    * `of(value)`: the end hook as the stream completes, then one reply); an Observable goes through
-   * Nest's `send`, and the returned promise settles once it has been reported.
+   * Nest's `send`, and the returned promise settles once it has been reported. The subscription
+   * ends when the job is aborted (deadline, a stream past maxOutgoing, close, a lost connection).
    */
   private reply(job: WorkerJob, route: Route, result: unknown, runEndHook: () => void): Promise<void> | undefined {
     if (isObservable(result)) {
-      return new Promise<void>((resolve) =>
-        this.send(result.pipe(finalize(runEndHook)), this.responder(job, route, resolve)),
-      );
+      return new Promise<void>((resolve) => {
+        const subscription = this.send(result.pipe(finalize(runEndHook)), this.responder(job, route, resolve));
+        endOnAbort(job, subscription);
+      });
     }
     runEndHook();
     this.complete(job, route, result);
@@ -310,13 +358,49 @@ function safeJson(value: unknown): string | undefined {
   }
 }
 
+/** Any thrown value, described without throwing (`Object.create(null)`, symbols, BigInts, a throwing toString). */
 function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (typeof err === 'object' && err !== null && 'message' in err) return String((err as { message: unknown }).message);
-  return typeof err === 'string' ? err : (safeJson(err) ?? String(err));
+  return describeError(err);
+}
+
+/**
+ * WORK_EXCEPTION for a failure the engine worker answered (handlerTimeout, BACKPRESSURE): the
+ * error object Nest's transports deliver, with the engine's code.
+ */
+function nestError(err: unknown): string {
+  const code = err instanceof GearmanError ? err.code : undefined;
+  return JSON.stringify({ status: 'error', message: describe(err), ...(code ? { code } : {}) });
+}
+
+/** Ends `subscription` when the job is aborted (deadline, close, ...). */
+function endOnAbort(job: WorkerJob, subscription: Subscription, then?: () => void): void {
+  if (subscription.closed) return;
+  const signal = job.signal;
+  const end = (): void => {
+    subscription.unsubscribe();
+    then?.();
+  };
+  if (signal.aborted) end();
+  else signal.addEventListener('abort', end, { once: true });
+}
+
+/** Waits for an event handler's Observable to complete; an aborted job stops waiting and unsubscribes. */
+function untilEnd(job: WorkerJob, source: Observable<unknown>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const subscription = source.subscribe({ error: reject, complete: () => resolve() });
+    endOnAbort(job, subscription, resolve);
+  });
 }
 
 const noop = (): void => undefined;
+
+/** How much of an unreadable payload the debug log line shows. */
+const PREVIEW_BYTES = 40;
+
+/** The server's `readMetadata` for one pattern: `true`, or a list of patterns. */
+function readsMetadata(option: boolean | string[] | undefined, pattern: string): boolean {
+  return option === true || (Array.isArray(option) && option.includes(pattern));
+}
 
 function eventDone(job: WorkerJob): void {
   if (!job.finished) job.complete();

@@ -235,7 +235,8 @@ describe('cancelling', () => {
 describe('connection', () => {
   it('close() with a call in flight fails that call with CLOSED instead of leaving it hanging', async () => {
     await res.microservice({ controllers: [JobsController] });
-    const client = res.clientProxy();
+    // The call is held past close()'s drain (closeTimeout), then fails with CLOSED.
+    const client = res.clientProxy({ closeTimeout: 200 });
     const pending = lastValueFrom(client.send('held', 'x')).catch((e: unknown) => e);
     await eventually(() => probe.calls === 1, 3000, 'the job to run');
     await client.close();

@@ -663,7 +663,7 @@ describe('per-pattern codecs and payloads', () => {
 
 describe('metadata', () => {
   it('with sendMetadata, setOnDispatchHook metadata reaches ctx.getMetadata() (send and emit)', async () => {
-    await res.microservice({ controllers });
+    await res.microservice({ controllers }, { readMetadata: true });
     const client = res.clientProxy({ sendMetadata: true });
     client.setOnDispatchHook((packet) => {
       packet.metadata = { trace: 'x' };
@@ -677,7 +677,7 @@ describe('metadata', () => {
   });
 
   it('without sendMetadata, a plain Gearman worker sees only the JSON payload', async () => {
-    await res.microservice({ controllers });
+    await res.microservice({ controllers }, { readMetadata: ['meta'] });
     const seen: string[] = [];
     const worker = res.worker();
     worker.register('plain.peer', (job) => {

@@ -39,23 +39,38 @@ export class GearmanContext extends BaseRpcContext<GearmanContextArgs> {
     return this.args[0].server;
   }
 
-  /** Metadata a Nest client attached (`setOnDispatchHook`) and sent with `sendMetadata`. */
+  /** Metadata a Nest client attached (`setOnDispatchHook`) and sent with `sendMetadata`, where this server has `readMetadata`. */
   getMetadata(): PacketMetadata | undefined {
     return this.args[2];
   }
 
-  /** WORK_STATUS: progress as numerator/denominator; the caller sees it as a status event. */
-  sendStatus(numerator: number, denominator: number): void {
-    this.args[0].sendStatus(numerator, denominator);
+  /**
+   * Aborted when the handler should stop: at its deadline (`handlerTimeout`: the job has been
+   * answered with a timeout failure), when its stream went past `maxOutgoing` (BACKPRESSURE), when
+   * its connection dropped, and when the server closes with the handler still running (at
+   * `closeTimeout`; gearmand requeues the job). `signal.reason` says which.
+   */
+  getSignal(): AbortSignal {
+    return this.args[0].signal;
   }
 
-  /** WORK_DATA with a value encoded by the handler's codec (the caller's `send()` emits it). */
-  sendData(value: unknown): void {
-    this.args[0].sendData(this.args[1].encode(value));
+  /** WORK_STATUS: progress as numerator/denominator; the caller sees it as a status event. Paced and bounded as `sendData`. */
+  sendStatus(numerator: number, denominator: number): Promise<void> {
+    return this.args[0].sendStatus(numerator, denominator);
   }
 
-  /** WORK_WARNING with a value encoded by the handler's codec. */
-  sendWarning(value: unknown): void {
-    this.args[0].sendWarning(this.args[1].encode(value));
+  /**
+   * WORK_DATA with a value encoded by the handler's codec (the caller's `send()` emits it). Await it
+   * to pace a stream: it resolves at once while the connection has room, else once it has drained
+   * below `highWaterMark`. Throws BACKPRESSURE (the job has been failed) past `maxOutgoing`, and the
+   * abort reason once `getSignal()` is aborted; the promise never rejects.
+   */
+  sendData(value: unknown): Promise<void> {
+    return this.args[0].sendData(this.args[1].encode(value));
+  }
+
+  /** WORK_WARNING with a value encoded by the handler's codec; paced and bounded as `sendData`. */
+  sendWarning(value: unknown): Promise<void> {
+    return this.args[0].sendWarning(this.args[1].encode(value));
   }
 }

@@ -1,4 +1,5 @@
 import type { JobPriority, SubmitOptions } from '../../engine/index.js';
+import { positiveInt } from '../../engine/options.js';
 import type { GearmanCodecOption } from '../codecs.js';
 
 /**
@@ -45,7 +46,10 @@ export class GearmanRecordBuilder<TData = unknown> {
     return this;
   }
 
+  /** Merges options; a timeout that is not whole milliseconds from 1 to 2^31 - 1 throws INVALID_ARGUMENT here. */
   setOptions(options: GearmanRecordOptions): this {
+    if (options.timeout !== undefined) positiveInt('timeout', options.timeout, 0);
+    if (options.submitTimeout !== undefined) positiveInt('submitTimeout', options.submitTimeout, 0);
     this.options = { ...this.options, ...options };
     return this;
   }
@@ -66,6 +70,10 @@ export class GearmanRecordBuilder<TData = unknown> {
     return this.setOptions({ epoch });
   }
 
+  /**
+   * Whole-job timeout in ms: the call fails with TIMEOUT; a job still queued is cancelled unless
+   * another caller waits for it, a running one finishes on its worker and its result is dropped.
+   */
   setTimeout(timeout: number): this {
     return this.setOptions({ timeout });
   }
@@ -75,7 +83,10 @@ export class GearmanRecordBuilder<TData = unknown> {
     return this.setOptions({ reducer, aggregator });
   }
 
-  /** Milliseconds to wait for JOB_CREATED, instead of the client's `submitTimeout`. */
+  /**
+   * Milliseconds to wait for JOB_CREATED, instead of the client's `submitTimeout`; a job gearmand
+   * creates after that is cancelled while still queued.
+   */
   setSubmitTimeout(submitTimeout: number): this {
     return this.setOptions({ submitTimeout });
   }
@@ -85,6 +96,11 @@ export class GearmanRecordBuilder<TData = unknown> {
     return this.setOptions({ signal });
   }
 
+  /**
+   * Resubmit after a lost connection (jobs with a unique only): `true` for up to 3 times, or a
+   * number. At-least-once, not exactly-once: a job that completed just before the loss runs again
+   * (see SubmitOptions.retry); make the handler idempotent.
+   */
   setRetry(retry: boolean | number = true): this {
     return this.setOptions({ retry });
   }

@@ -73,22 +73,80 @@ describe('resolveServers', () => {
     expect(addresses(['localhost', '127.0.0.1'])).toEqual(['localhost:4730', '127.0.0.1:4730']); // not resolved: names differ
   });
 
-  describe('what it accepts today (the port is read with Number())', () => {
-    it('takes whitespace, hex and exponent notation as a port', () => {
-      expect(addresses(['h: 80', 'i:0x50', 'j:1e3'])).toEqual(['h:80', 'i:80', 'j:1000']);
+  describe('strict parsing: what is not an accepted form is refused, never guessed at', () => {
+    const message = (spec: unknown) =>
+      invalidArgument(() => resolveServers(spec as Parameters<typeof resolveServers>[0])).message;
+
+    it('refuses an unbracketed IPv6 address and says to bracket it (it was host ":" port 1)', () => {
+      expect(message('::1')).toContain('write an IPv6 address in brackets: "[::1]" or "[::1]:4730"');
+      expect(message('fe80::1:4730')).toContain('in brackets');
+      expect(message('a:b:c')).toContain('too many colons');
     });
 
-    it('splits an unbracketed IPv6 address at its last colon', () => {
-      expect(resolveServers('::1')[0]).toMatchObject({ host: ':', port: 1, address: '[:]:1' });
-      expect(resolveServers('fe80::1:4730')[0]).toMatchObject({
-        host: 'fe80::1',
-        port: 4730,
-        address: '[fe80::1]:4730',
-      });
+    it('takes only decimal ports without sign, spaces or leading zeros (Number() took hex, exponents, spaces)', () => {
+      for (const [spec, port] of [
+        ['h:0x10', '0x10'],
+        ['h: 4730', ' 4730'],
+        ['h:1e3', '1e3'],
+        ['h:+80', '+80'],
+        ['h:04730', '04730'],
+        ['h:4730 ', undefined],
+        ['h:99999999', '99999999'],
+      ] as const) {
+        const m = message(spec);
+        expect(m).toContain(`Invalid Gearman server ${JSON.stringify(spec)}`);
+        if (port) expect(m).toContain(`the port ${JSON.stringify(port)} is not a decimal number from 1 to 65535`);
+      }
     });
 
-    it('passes the host through as written (no trimming, no lower-casing)', () => {
-      expect(addresses([' Gearman.Local ', 'gearman.local'])).toEqual([' Gearman.Local :4730', 'gearman.local:4730']);
+    it('refuses surrounding whitespace, a trailing newline and URLs', () => {
+      expect(message('gearman.local\n')).toContain('remove the surrounding spaces or line breaks');
+      expect(message(' Gearman.Local ')).toContain('remove the surrounding spaces');
+      expect(message('gearman://host:4730')).toContain('without a URL scheme');
+      expect(message('tcp://host')).toContain('without a URL scheme');
+    });
+
+    it('takes host names and IPv4 of name characters only', () => {
+      for (const spec of [
+        'h st',
+        'h/x',
+        'h@x',
+        '-h',
+        'h..x',
+        'h:4730/x',
+        '[h]',
+        '[::1',
+        '[::1]x',
+        '[::1]:',
+        '[]:4730',
+      ]) {
+        expect(message(spec)).toContain(`Invalid Gearman server ${JSON.stringify(spec)}`);
+      }
+      expect(addresses(['Gearman.Local', 'gearman_1', 'a-b.example.com.', '10.1.2.3:1'])).toEqual([
+        'Gearman.Local:4730', // kept as written: no lower-casing
+        'gearman_1:4730',
+        'a-b.example.com.:4730',
+        '10.1.2.3:1',
+      ]);
+    });
+
+    it('checks the object form the same way', () => {
+      expect(message({ host: 'h', port: '4730' })).toContain('port must be a whole number from 1 to 65535');
+      expect(message({ host: '[::1]' })).toContain('without brackets');
+      expect(message({ host: 'h x' })).toContain('is not a host name or IPv4 address');
+      expect(message({ host: 4730 })).toContain('host must be a string');
+      expect(message(null)).toContain('a server is a string or an object, got null');
+      expect(message(4730)).toContain('got number');
+      expect(resolveServers({ host: 'fe80::1%eth0' })[0].address).toBe('[fe80::1%eth0]:4730');
+    });
+
+    it('shows the accepted forms in every message, and no TLS options', () => {
+      for (const spec of ['::1', 'h:0x10', { host: 'h', port: 0, tls: { key: 'SECRET' } }]) {
+        const m = message(spec);
+        expect(m).toContain('accepted forms: "host", "host:port", "[IPv6]", "[IPv6]:port" or { host, port }');
+        expect(m).toContain('default 4730');
+        expect(m).not.toContain('SECRET');
+      }
     });
   });
 });
