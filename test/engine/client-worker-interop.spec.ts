@@ -4,15 +4,12 @@
  * docs/gearmand-behaviour.md#tls), and the `gearman` CLI (libgearman) as client of our worker and
  * as worker for our client.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
 import { listenOnLoopback } from '../support/servers.js';
 import { deferred, eventually, within } from '../support/wait.js';
+import { useSelfSignedCert } from '../support/tls.js';
 
 const gearmand = useGearmand();
 const res = useResources(gearmand);
@@ -43,44 +40,13 @@ describe('client ids', () => {
 });
 
 describe('TLS', () => {
-  let dir: string;
-  let cert: Buffer;
-  let key: Buffer;
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gearman-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-days',
-        '1',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore', timeout: 20_000 },
-    );
-    cert = readFileSync(join(dir, 'cert.pem'));
-    key = readFileSync(join(dir, 'key.pem'));
-  });
-
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = useSelfSignedCert();
 
   /** A node:tls server that pipes each connection to gearmand in plaintext. */
   async function tlsFront(): Promise<{ address: string; handshakes: () => number }> {
     const sockets = new Set<Socket | TLSSocket>();
     let handshakes = 0;
-    const server = createTlsServer({ key, cert }, (tlsSocket) => {
+    const server = createTlsServer({ key: tls.key, cert: tls.cert }, (tlsSocket) => {
       handshakes++;
       const upstream = netConnect({ host: gearmand.server.host, port: gearmand.port });
       for (const s of [tlsSocket, upstream]) {
@@ -116,7 +82,7 @@ describe('TLS', () => {
       return Buffer.concat([Buffer.from('secure:'), job.payload]);
     });
     await worker.start();
-    const client = await res.client({ servers: front.address, tls: { ca: cert } });
+    const client = await res.client({ servers: front.address, tls: { ca: tls.cert } });
 
     const payload = Buffer.from([0, 1, 2, 0, 255]);
     const job = client.submit(fn, payload);

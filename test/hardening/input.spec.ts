@@ -5,12 +5,8 @@
  * GearmanRpcError, whatever a foreign worker sent; logs carry no payload bytes below the debug
  * level; NO_SERVER names each server's last socket error (a TLS certificate error) and carries it.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { Controller, type LoggerService } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
@@ -21,6 +17,7 @@ import { rejection } from '../support/errors.js';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
 import { freePort, listenOnLoopback } from '../support/servers.js';
 import { eventually, within } from '../support/wait.js';
+import { useSelfSignedCert } from '../support/tls.js';
 
 const g = useGearmand();
 const res = useResources(g);
@@ -308,43 +305,12 @@ describe('logs carry no payload bytes below the debug level', () => {
 });
 
 describe('NO_SERVER names the real cause and carries it', () => {
-  let dir: string;
-  let cert: Buffer;
-  let key: Buffer;
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gearman-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-days',
-        '1',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore', timeout: 20_000 },
-    );
-    cert = readFileSync(join(dir, 'cert.pem'));
-    key = readFileSync(join(dir, 'key.pem'));
-  });
-
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = useSelfSignedCert();
 
   /** A TLS port with a self-signed certificate (the handshake fails before anything reaches gearmand). */
   async function badCertPort(): Promise<string> {
     const sockets = new Set<Socket>();
-    const server = createTlsServer({ key, cert }, (s) => s.destroy());
+    const server = createTlsServer({ key: tls.key, cert: tls.cert }, (s) => s.destroy());
     server.on('connection', (s: Socket) => {
       sockets.add(s);
       s.on('error', () => undefined);

@@ -9,11 +9,7 @@
  *
  * Short heartbeat settings keep it fast (HB below); the defaults are 1000 / 2000 ms.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -24,6 +20,7 @@ import { invalidArgument, rejection } from '../support/errors.js';
 import { fnName, type GearmandHandle, useGearmand, useResources } from '../support/harness.js';
 import { freePort, listenOnLoopback } from '../support/servers.js';
 import { eventually, nextEvent, quietPeriod, recordEvents, within } from '../support/wait.js';
+import { useSelfSignedCert } from '../support/tls.js';
 
 const HB = { interval: 200, timeout: 400 } as const;
 /** The longest a frozen server may go undetected: 2 x interval + timeout, plus timer slack on a shared machine. */
@@ -440,35 +437,7 @@ describe('during an outage', () => {
 
 describe('reconnect backoff', () => {
   const res = useResources();
-  let dir: string;
-  let key: Buffer;
-  let cert: Buffer;
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gearman-liveness-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-days',
-        '1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore', timeout: 20_000 },
-    );
-    key = readFileSync(join(dir, 'key.pem'));
-    cert = readFileSync(join(dir, 'cert.pem'));
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = useSelfSignedCert();
 
   async function listen(server: Server | TlsServer, sockets: Set<Socket>): Promise<string> {
     server.on('connection', (s: Socket) => {
@@ -496,7 +465,7 @@ describe('reconnect backoff', () => {
       new Set(),
     );
     const tlsCloser = await listen(
-      createTlsServer({ key, cert }, (s) => {
+      createTlsServer({ key: tls.key, cert: tls.cert }, (s) => {
         counts.tlsCloser++;
         s.destroy();
       }),
