@@ -7,6 +7,8 @@ const shared = {
     '^nestjs-gearman/engine$': '<rootDir>/lib/engine/index.ts',
     '^nestjs-gearman/protocol$': '<rootDir>/lib/protocol/index.ts',
     '^nestjs-gearman/health$': '<rootDir>/lib/health/index.ts',
+    '^nestjs-gearman/server$': '<rootDir>/lib/server/index.ts',
+    '^nestjs-gearman/testing$': '<rootDir>/lib/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

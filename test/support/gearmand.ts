@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * Test helper: a private, real gearmand (Debian package `gearman-job-server`) on a free loopback
@@ -21,9 +22,25 @@ export interface GearmandOptions {
   args?: string[];
   /** Milliseconds to wait for the server to answer (default 10 s). */
   startTimeout?: number;
+  /** Which server to start, whatever GEARMAN_TEST_SERVER says (tests that compare the two). */
+  server?: 'gearmand' | 'embedded';
 }
 
 const CANDIDATES = ['/usr/sbin/gearmand', '/usr/local/sbin/gearmand', '/usr/bin/gearmand'];
+
+/**
+ * The job server the tests start: gearmand (default), or with `GEARMAN_TEST_SERVER=embedded` the
+ * project's embedded server (lib/server), run as a child process with the same flags so that
+ * stop/kill/restart and SIGSTOP by PID work as with gearmand. (Not `GEARMAN_SERVER`: libgearman's
+ * `gearman` CLI reads that variable as its list of servers.)
+ */
+export const TEST_SERVER: 'gearmand' | 'embedded' =
+  process.env.GEARMAN_TEST_SERVER === 'embedded' ? 'embedded' : 'gearmand';
+
+/** `node --import tsx lib/server/bin.ts`: the embedded server's command, from source. */
+function embeddedCommand(): string[] {
+  return ['--import', 'tsx', fileURLToPath(new URL('../../lib/server/bin.ts', import.meta.url))];
+}
 
 export function gearmandPath(): string {
   const found = CANDIDATES.find((p) => existsSync(p));
@@ -127,8 +144,14 @@ export class Gearmand {
   }
 
   private async spawn(): Promise<void> {
-    const bin = gearmandPath();
     const o = this.options;
+    const embedded = (o.server ?? TEST_SERVER) === 'embedded';
+    if (embedded && o.queueType !== undefined && o.queueType !== 'builtin') {
+      throw new Error(
+        `queueType ${o.queueType} needs gearmand: the embedded server (GEARMAN_TEST_SERVER=embedded) keeps jobs in memory only`,
+      );
+    }
+    const bin = embedded ? process.execPath : gearmandPath();
     const args = [
       '-L',
       this.host,
@@ -147,7 +170,11 @@ export class Gearmand {
     if (o.jobRetries !== undefined) args.push('-j', String(o.jobRetries));
     args.push(...(o.args ?? []));
 
-    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not for the server
+    const child = embedded
+      ? spawn(bin, [...embeddedCommand(), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env })
+      : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     let exitedEarly: string | undefined;

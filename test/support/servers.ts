@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
  * Servers for tests: the real gearmand (gearmand.ts), a silent TCP server, free ports.
  * Raw peers that speak the protocol are in raw-connection.ts, hostile-server.ts and fault-proxy.ts.
  */
-export { adminLine, freePort, Gearmand, type GearmandOptions } from './gearmand.js';
+export { adminLine, freePort, Gearmand, type GearmandOptions, TEST_SERVER } from './gearmand.js';
 
 /** Listens on a free loopback port (the kernel picks it) and resolves with that port. */
 export function listenOnLoopback(server: Server): Promise<number> {

@@ -8,6 +8,7 @@ import * as engine from '../../lib/engine/index.js';
 import * as health from '../../lib/health/index.js';
 import * as main from '../../lib/index.js';
 import * as protocol from '../../lib/protocol/index.js';
+import * as testing from '../../lib/testing/index.js';
 
 /** Every name an entry file exports, values and types, from its `export { ... } from` lists. */
 function exportedNames(file: string): string[] {
@@ -198,6 +199,12 @@ const entries = {
     module: health,
     values: ['GearmanHealthIndicator'],
     types: ['GearmanFunctionCheck', 'GearmanHealthOptions'],
+  },
+  'nestjs-gearman/testing': {
+    file: 'lib/testing/index.ts',
+    module: testing,
+    values: ['createTestContext', 'startTestServer'],
+    types: ['TestContext', 'TestContextOptions', 'TestReports', 'TestServer', 'TestServerOptions'],
   },
 };
 
