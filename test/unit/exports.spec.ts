@@ -8,6 +8,7 @@ import * as engine from '../../lib/engine/index.js';
 import * as health from '../../lib/health/index.js';
 import * as main from '../../lib/index.js';
 import * as protocol from '../../lib/protocol/index.js';
+import * as server from '../../lib/server/index.js';
 import * as testing from '../../lib/testing/index.js';
 
 /** Every name an entry file exports, values and types, from its `export { ... } from` lists. */
@@ -199,6 +200,18 @@ const entries = {
     module: health,
     values: ['GearmanHealthIndicator'],
     types: ['GearmanFunctionCheck', 'GearmanHealthOptions'],
+  },
+  'nestjs-gearman/server': {
+    file: 'lib/server/index.ts',
+    module: server,
+    values: ['spawnGearmanServer', 'startGearmanServer'],
+    types: [
+      'GearmanServer',
+      'GearmanServerLogLevel',
+      'GearmanServerOptions',
+      'GearmanServerProcess',
+      'SpawnGearmanServerOptions',
+    ],
   },
   'nestjs-gearman/testing': {
     file: 'lib/testing/index.ts',
