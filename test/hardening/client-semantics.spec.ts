@@ -201,7 +201,8 @@ describe('retry is at-least-once; a cut resubmits to the job’s own server', ()
       job.on('created', (handle) => ++n === 2 && resolve(handle));
     });
     await within(started.promise, 5000, 'the job to start');
-    const firstHandle = job.handle;
+    // The worker can start before this client has read its JOB_CREATED.
+    const firstHandle = await within(job.created(), 5000, 'JOB_CREATED');
 
     proxyA.cutAll();
     // Back on A within the backoff, the resubmit joins the running original (same handle).
