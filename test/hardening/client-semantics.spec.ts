@@ -166,6 +166,7 @@ describe('retry is at-least-once; a cut resubmits to the job’s own server', ()
     const unique = uniqueOwnedBy(client, proxyA.address, 'done');
     const job = client.submit(fn, 'x', { unique, retry: true });
     await within(started.promise, 5000, 'the job to start');
+    await within(job.created(), 5000, 'JOB_CREATED');
     expect(job.server).toBe(proxyA.address);
 
     // The worker completes while the link is stalled: the WORK_COMPLETE waits in the proxy, and the
@@ -237,6 +238,7 @@ describe('retry is at-least-once; a cut resubmits to the job’s own server', ()
     const unique = uniqueOwnedBy(client, a.address, 'gone');
     const job = client.submit(fn, 'x', { unique, retry: true });
     await within(started.promise, 5000, 'the job to start');
+    await within(job.created(), 5000, 'JOB_CREATED');
     await a.kill();
     expect((await within(job.result(), 10_000, 'the job to complete on B')).toString()).toBe(`done on ${b.address}`);
     expect(runs).toEqual([a.address, b.address]);
