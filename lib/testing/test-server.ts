@@ -57,7 +57,15 @@ async function startGearmand(bin: string, startTimeout: number): Promise<TestSer
       resolve(new Error(`gearmand exited (${signal ?? `code ${code}`}): ${stderr.trim()}`)),
     );
   });
-  const started = await Promise.race([answers(port, startTimeout).then(() => undefined), exited]);
+  const gone = { exited: false };
+  void exited.then(() => (gone.exited = true));
+  const started = await Promise.race([
+    answers(port, startTimeout, gone).then(
+      () => undefined,
+      (error: Error) => error,
+    ),
+    exited,
+  ]);
   if (started !== undefined) {
     child.kill('SIGKILL');
     throw new GearmanError(
@@ -93,10 +101,10 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once something accepts connections on the port; rejects after `timeout` ms. */
-async function answers(port: number, timeout: number): Promise<void> {
+/** Resolves once something accepts connections on the port; rejects after `timeout` ms, or stops once the process is gone. */
+async function answers(port: number, timeout: number, gone: { readonly exited: boolean }): Promise<void> {
   const deadline = Date.now() + timeout;
-  for (;;) {
+  while (!gone.exited) {
     const ok = await new Promise<boolean>((resolve) => {
       const socket = connect({ host: '127.0.0.1', port }, () => {
         socket.destroy();
