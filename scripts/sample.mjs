@@ -5,7 +5,8 @@
  *
  * 1. installs the npm dependencies when node_modules is missing (`npm ci`);
  * 2. installs gearmand (Debian package gearman-job-server) when it is missing and this is a root
- *    shell with apt-get, and otherwise says exactly what to run;
+ *    shell with apt-get; otherwise says what to run and uses the embedded job server (lib/server,
+ *    for development only) instead;
  * 3. builds the library (dist/) and the sample (dist-sample/, which imports `nestjs-gearman` by
  *    the package's own name);
  * 4. starts two private gearmands on free loopback ports, the worker and the HTTP gateway;
@@ -13,7 +14,8 @@
  *    it started.
  *
  * Plain JavaScript on purpose: it runs before anything is installed or built.
- * Environment: PORT (gateway port, default 3000 or a free one), GEARMAND (path to gearmand).
+ * Environment: PORT (gateway port, default 3000 or a free one), GEARMAND (path to gearmand),
+ * SAMPLE_SERVER (`gearmand` or `embedded` to force one of the two job servers).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -309,17 +311,38 @@ function banner(url, gearmands, worker, gateway) {
   ].join('\n');
 }
 
+/**
+ * The job server to run: gearmand when it is there (or can be installed), else the embedded one,
+ * which takes gearmand's flags (scripts/nestjs-gearman-server.sh). SAMPLE_SERVER forces either.
+ */
+function chooseServer() {
+  const forced = process.env.SAMPLE_SERVER;
+  if (forced !== undefined && forced !== 'gearmand' && forced !== 'embedded') {
+    throw fail(`SAMPLE_SERVER must be gearmand or embedded, not ${JSON.stringify(forced)}.`);
+  }
+  const embedded = { bin: join(ROOT, 'scripts', 'nestjs-gearman-server.sh'), name: 'the embedded job server' };
+  if (forced === 'embedded') return embedded;
+  try {
+    return { bin: ensureGearmand(), name: 'gearmand' };
+  } catch (err) {
+    if (forced === 'gearmand' || !(err instanceof SetupError)) throw err;
+    log('using the embedded job server instead (for development and tests; production stays on gearmand)');
+    return embedded;
+  }
+}
+
 async function main() {
   process.chdir(ROOT);
   ensureDependencies();
-  const gearmandBin = ensureGearmand();
+  const server = chooseServer();
+  const gearmandBin = server.bin;
   log('building the library (dist/) and the sample (dist-sample/)');
   build();
 
   const gearmands = [];
   for (let i = 0; i < GEARMAND_COUNT; i++) gearmands.push(await startGearmand(gearmandBin, i));
   const servers = gearmands.map((g) => g.address).join(',');
-  log(`gearmand running on ${servers}`);
+  log(`${server.name} running on ${servers}`);
 
   const { entry: worker } = await startNode(
     'worker',
