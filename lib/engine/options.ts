@@ -155,3 +155,8 @@ export function positiveInt(
   }
   return value;
 }
+
+/** A duration where 0 means "none" (a close drain, an optional deadline): whole ms from 0 to 2^31 - 1. */
+export function optionalMs(name: string, value: number | undefined, fallback: number): number {
+  return positiveInt(name, value, fallback, MAX_TIMER, 0);
+}

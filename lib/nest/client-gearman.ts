@@ -10,7 +10,7 @@ import {
   GearmanJobError,
   type SubmitOptions,
 } from '../engine/index.js';
-import { MAX_TIMER, positiveInt } from '../engine/options.js';
+import { optionalMs } from '../engine/options.js';
 import { type GearmanCodec, GearmanCodecError, resolveCodec, wrapMetadata } from './codecs.js';
 import { DEFAULT_CLIENT_CLOSE_TIMEOUT } from './constants.js';
 import { GearmanRpcError, rejectNestSerializers } from './errors.js';
@@ -60,7 +60,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
   constructor(protected readonly options: GearmanClientProxyOptions = {}) {
     super();
     rejectNestSerializers(options, 'ClientGearman');
-    this.closeTimeout = positiveInt('closeTimeout', options.closeTimeout, DEFAULT_CLIENT_CLOSE_TIMEOUT, MAX_TIMER, 0);
+    this.closeTimeout = optionalMs('closeTimeout', options.closeTimeout, DEFAULT_CLIENT_CLOSE_TIMEOUT);
     this.codec = resolveCodec(options.codec);
     this.client = this.attach(this.createClient(this.getClientOptions()));
   }

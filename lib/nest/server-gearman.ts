@@ -9,7 +9,7 @@ import {
   type GearmanWorkerOptions,
   type WorkerJob,
 } from '../engine/index.js';
-import { MAX_TIMER, positiveInt } from '../engine/options.js';
+import { optionalMs } from '../engine/options.js';
 import { describeError } from '../engine/worker/describe-error.js';
 import { type GearmanCodec, hasMetadataEnvelope, resolveCodec, unwrapMetadata } from './codecs.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_JOBS, GEARMAN_TRANSPORT } from './constants.js';
@@ -50,7 +50,7 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
   constructor(protected readonly options: GearmanServerOptions = {}) {
     super();
     rejectNestSerializers(options, 'ServerGearman');
-    positiveInt('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT, MAX_TIMER, 0);
+    optionalMs('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT);
     this.logger = options.logger === false ? silentLogger : (options.logger ?? new Logger(ServerGearman.name));
     this.codec = resolveCodec(options.codec);
     this.worker = this.createWorker(this.getWorkerOptions());

@@ -21,7 +21,7 @@ import {
 import {
   type ConnectionOptions,
   ENGINE_DEFAULTS,
-  MAX_TIMER,
+  optionalMs,
   positiveInt,
   type ResolvedConnectionOptions,
   resolveConnectionOptions,
@@ -98,7 +98,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       throw invalidArgument(`Invalid strategy ${JSON.stringify(strategy)}: use ${STRATEGIES.join(', ')}`);
     this.submitTimeout = positiveInt('submitTimeout', options.submitTimeout, ENGINE_DEFAULTS.submitTimeout);
     const timeout = options.timeout === undefined ? undefined : positiveInt('timeout', options.timeout, 0);
-    this.closeTimeout = positiveInt('closeTimeout', options.closeTimeout, 0, MAX_TIMER, 0);
+    this.closeTimeout = optionalMs('closeTimeout', options.closeTimeout, 0);
     this.exceptions = options.exceptions !== false;
     this.canceller = new Canceller(this.settings.connectTimeout, this.tables, (handle, conn) =>
       this.statusOn(conn, handle),
@@ -223,7 +223,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
    */
   close(timeout: number = this.closeTimeout): Promise<void> {
     try {
-      positiveInt('close timeout', timeout, 0, MAX_TIMER, 0);
+      optionalMs('close timeout', timeout, 0);
     } catch (error) {
       return Promise.reject(error);
     }

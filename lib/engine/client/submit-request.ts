@@ -102,9 +102,7 @@ export function buildSubmitRequest(
   if (epoch !== undefined && options.reducer)
     throw invalidArgument('A job cannot be both scheduled (epoch) and a reduce job');
   if (options.reducer !== undefined) checkReducerName(options.reducer);
-  // Timers take whole milliseconds up to 2^31 - 1: Infinity, NaN, negatives and larger values would fire at once.
-  if (options.timeout !== undefined) positiveInt('timeout', options.timeout, 0);
-  if (options.submitTimeout !== undefined) positiveInt('submitTimeout', options.submitTimeout, 0);
+  checkJobTimeouts(options);
   const background = options.background === true || epoch !== undefined;
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const retries =
@@ -155,4 +153,13 @@ export function checkSubmitSize(request: SubmitRequest, maxPacketSize: number): 
       'it either unless their limit is raised too: raise maxPacketSize on the client and on the workers, or send a ' +
       'smaller payload (e.g. a reference to where the data is).',
   );
+}
+
+/**
+ * Checks a submit's own timeouts. Timers take whole milliseconds up to 2^31 - 1: Infinity, NaN,
+ * negatives and larger values would fire at once.
+ */
+export function checkJobTimeouts(options: Pick<SubmitOptions, 'timeout' | 'submitTimeout'>): void {
+  if (options.timeout !== undefined) positiveInt('timeout', options.timeout, 0);
+  if (options.submitTimeout !== undefined) positiveInt('submitTimeout', options.submitTimeout, 0);
 }

@@ -13,7 +13,7 @@ import { GearmanConnectionError, GearmanError, GearmanTimeoutError, invalidArgum
 import {
   type ConnectionOptions,
   ENGINE_DEFAULTS,
-  MAX_TIMER,
+  optionalMs,
   positiveInt,
   type ResolvedConnectionOptions,
   resolveConnectionOptions,
@@ -132,9 +132,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     super();
     this.settings = resolveConnectionOptions(options);
     this.maxJobs = positiveInt('maxJobs', options.maxJobs, ENGINE_DEFAULTS.maxJobs);
-    this.pollInterval = positiveInt('pollInterval', options.pollInterval, ENGINE_DEFAULTS.pollInterval, MAX_TIMER, 0);
+    this.pollInterval = optionalMs('pollInterval', options.pollInterval, ENGINE_DEFAULTS.pollInterval);
     this.errorMode = options.errorMode ?? 'exception';
-    this.handlerTimeout = positiveInt('handlerTimeout', options.handlerTimeout, 0, MAX_TIMER, 0);
+    this.handlerTimeout = optionalMs('handlerTimeout', options.handlerTimeout, 0);
     this.host = {
       finished: this.finished,
       failed: (job, error) => this.failJob(job, error),
@@ -194,12 +194,10 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         `timeout for ${functionName} must be whole milliseconds > 0 (gearmand raises values below 1000 to 1000)`,
       );
     }
-    const handlerTimeout = positiveInt(
+    const handlerTimeout = optionalMs(
       `handlerTimeout for ${functionName}`,
       options.handlerTimeout,
       this.handlerTimeout,
-      MAX_TIMER,
-      0,
     );
     if (options.formatException !== undefined && typeof options.formatException !== 'function') {
       throw invalidArgument(`formatException for ${functionName} must be a function`);
@@ -266,7 +264,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
    * aborted (reason CLOSED) so they can stop. Resolves with the number of jobs abandoned that way.
    */
   async close(timeout: number = ENGINE_DEFAULTS.closeTimeout): Promise<number> {
-    positiveInt('close timeout', timeout, 0, MAX_TIMER, 0);
+    optionalMs('close timeout', timeout, 0);
     if (this.closed) return 0;
     this.stopping = true;
     clearInterval(this.pollTimer);

@@ -1,5 +1,5 @@
 import type { JobPriority, SubmitOptions } from '../../engine/index.js';
-import { positiveInt } from '../../engine/options.js';
+import { checkJobTimeouts } from '../../engine/client/submit-request.js';
 import type { GearmanCodecOption } from '../codecs.js';
 
 /**
@@ -48,8 +48,7 @@ export class GearmanRecordBuilder<TData = unknown> {
 
   /** Merges options; a timeout that is not whole milliseconds from 1 to 2^31 - 1 throws INVALID_ARGUMENT here. */
   setOptions(options: GearmanRecordOptions): this {
-    if (options.timeout !== undefined) positiveInt('timeout', options.timeout, 0);
-    if (options.submitTimeout !== undefined) positiveInt('submitTimeout', options.submitTimeout, 0);
+    checkJobTimeouts(options);
     this.options = { ...this.options, ...options };
     return this;
   }
