@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { expect, it } from '@jest/globals';
 import type { GearmanServerOptions } from '../../lib/server/index.js';
-import { describeWithGearmand, normalize, startEmbedded, startGearmand } from './support.js';
+import { normalize, startEmbedded, startGearmand } from './support.js';
 import { frame, req, Wire } from './wire.js';
 
 type Open = () => Promise<Wire>;
@@ -104,7 +104,7 @@ async function expectSame(
   return mine;
 }
 
-describeWithGearmand('the embedded server answers byte for byte as gearmand 1.1.20', () => {
+describe('the embedded server answers byte for byte as gearmand 1.1.20', () => {
   it('admin: status, prioritystatus, workers, show jobs, show unique jobs, maxqueue, cancel, create/drop function, errors', async () => {
     const t = await expectSame(async (open) => {
       const adm = await open();

@@ -2,9 +2,8 @@
  * Test helpers for the embedded job server: the two servers to compare (a private gearmand, the
  * embedded one in this process), and scope hooks for wires and servers.
  */
-import { afterAll, afterEach, beforeAll, describe } from '@jest/globals';
+import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import { type GearmanServer, type GearmanServerOptions, startGearmanServer } from '../../lib/server/index.js';
-import { gearmandPath } from '../support/gearmand.js';
 import { Gearmand } from '../support/servers.js';
 import { Wire } from './wire.js';
 
@@ -14,15 +13,6 @@ export interface ServerUnderTest {
   readonly port: number;
   readonly address: string;
   stop(): Promise<void>;
-}
-
-export function gearmandInstalled(): boolean {
-  try {
-    gearmandPath();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A fresh private gearmand (whatever GEARMAN_TEST_SERVER says). */
@@ -75,11 +65,6 @@ export function useEmbedded(options: GearmanServerOptions = {}): {
     },
   };
 }
-
-/** `describe` when gearmand is installed, `describe.skip` (saying why) otherwise. */
-export const describeWithGearmand: typeof describe = gearmandInstalled()
-  ? describe
-  : (((name: string, fn: () => void) => describe.skip(`${name} (gearmand is not installed)`, fn)) as typeof describe);
 
 /** The admin replies' parts that differ between servers by nature: socket numbers, pid, version. */
 export function normalize(units: string[]): string[] {

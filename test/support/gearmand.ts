@@ -1,5 +1,5 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,13 +26,12 @@ export interface GearmandOptions {
   server?: 'gearmand' | 'embedded';
 }
 
-const CANDIDATES = ['/usr/sbin/gearmand', '/usr/local/sbin/gearmand', '/usr/bin/gearmand'];
-
 /**
- * The job server the tests start: gearmand (default), or with `GEARMAN_TEST_SERVER=embedded` the
- * project's embedded server (lib/server), run as a child process with the same flags so that
- * stop/kill/restart and SIGSTOP by PID work as with gearmand. (Not `GEARMAN_SERVER`: libgearman's
- * `gearman` CLI reads that variable as its list of servers.)
+ * The job server the tests start: gearmand (default), or with `GEARMAN_TEST_SERVER=embedded` (the
+ * Jest project `embedded` sets it: jest.config.js) the project's embedded server (lib/server), run
+ * as a child process with the same flags so that stop/kill/restart and SIGSTOP by PID work as with
+ * gearmand. (Not `GEARMAN_SERVER`: libgearman's `gearman` CLI reads that variable as its list of
+ * servers.)
  */
 export const TEST_SERVER: 'gearmand' | 'embedded' =
   process.env.GEARMAN_TEST_SERVER === 'embedded' ? 'embedded' : 'gearmand';
@@ -42,20 +41,16 @@ function embeddedCommand(): string[] {
   return ['--import', 'tsx', fileURLToPath(new URL('../../lib/server/bin.ts', import.meta.url))];
 }
 
+/** The C gearmand the tests start: jest.config.js sets `GEARMAND` (scripts/setup.mjs finds it; set it yourself for another build). */
 export function gearmandPath(): string {
-  const found = CANDIDATES.find((p) => existsSync(p));
-  if (found) return found;
-  try {
-    return execFileSync('sh', ['-c', 'command -v gearmand'], { encoding: 'utf8' }).trim() || missing();
-  } catch {
-    return missing();
-  }
+  return process.env.GEARMAND || missing();
 }
 
 function missing(): never {
   throw new Error(
-    'gearmand is not installed: these tests need a real Gearman server. ' +
-      'Install the Debian package with `apt-get update && apt-get install -y gearman-job-server gearman-tools`.',
+    'gearmand is not installed (or GEARMAND is not set: run the tests through Jest, whose jest.config.js finds it): ' +
+      'this test needs a real gearmand. Install the Debian package with ' +
+      '`apt-get update && apt-get install -y gearman-job-server gearman-tools`, or set GEARMAND=/path/to/gearmand.',
   );
 }
 
