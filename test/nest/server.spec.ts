@@ -105,6 +105,18 @@ class RpcController {
     return of(1, 2, 3);
   }
 
+  /** Progress sent between values: it overtakes the value emitted before it (README, "Order"). */
+  @MessagePattern('stream.status')
+  withStatus(@Ctx() ctx: GearmanContext): Observable<number> {
+    // One step every 10 ms: value 1, status 1/2, value 2, status 2/2, complete.
+    return new Observable<number>((o) => {
+      const steps = [() => o.next(1), () => ctx.sendStatus(1, 2), () => o.next(2), () => ctx.sendStatus(2, 2)];
+      const timers = steps.map((step, i) => setTimeout(step, i * 10));
+      timers.push(setTimeout(() => o.complete(), steps.length * 10));
+      return () => timers.forEach(clearTimeout);
+    });
+  }
+
   /** Values spread over time, completion coming after the last value. */
   @MessagePattern('stream.late')
   late(): Observable<string> {
@@ -339,6 +351,17 @@ describe('streams', () => {
       const result = await within(job.result(), 5000, `${fn} result`);
       expect({ fn, data: seen, complete: result.toString() }).toEqual({ fn, data, complete });
     }
+  });
+
+  it('holds each value until the next: a status sent after a value reaches callers before it', async () => {
+    await res.microservice({ controllers });
+    const raw = await res.client();
+    const job = raw.submit('stream.status', '{}');
+    const seen: string[] = [];
+    job.on('data', (d) => seen.push(`data ${d.toString()}`));
+    job.on('status', (n, d) => seen.push(`status ${n}/${d}`));
+    const result = await within(job.result(), 5000, 'stream.status result');
+    expect([...seen, `complete ${result.toString()}`]).toEqual(['status 1/2', 'data 1', 'status 2/2', 'complete 2']);
   });
 
   it('delivers the values before an error, then the error', async () => {
