@@ -32,11 +32,11 @@ import {
   type RequestContext,
   RpcException,
 } from '@nestjs/microservices';
-import { EmptyError, lastValueFrom, map, Observable, of, throwError, toArray } from 'rxjs';
+import { EmptyError, lastValueFrom, map, Observable, of, ReplaySubject, throwError, toArray } from 'rxjs';
 import { GearmanJobError } from '../../lib/engine/index.js';
 import { GearmanContext, GearmanRecordBuilder } from '../../lib/index.js';
 import { useGearmand, useResources } from '../support/harness.js';
-import { deferred, within } from '../support/wait.js';
+import { deferred, waitForEvent, within } from '../support/wait.js';
 
 const gearmand = useGearmand();
 const res = useResources(gearmand);
@@ -48,6 +48,8 @@ function newProbe() {
     event: deferred<{ data: unknown; handle: string; metadata: unknown }>(),
     pipeInput: [] as unknown[],
     second: deferred<unknown>(),
+    streamContext: deferred<GearmanContext>(),
+    values: new ReplaySubject<number>(),
   };
 }
 
@@ -105,16 +107,11 @@ class RpcController {
     return of(1, 2, 3);
   }
 
-  /** Progress sent between values: it overtakes the value emitted before it (README, "Order"). */
+  /** The test drives this stream (probe.values) and sends progress through the context it gets. */
   @MessagePattern('stream.status')
   withStatus(@Ctx() ctx: GearmanContext): Observable<number> {
-    // One step every 10 ms: value 1, status 1/2, value 2, status 2/2, complete.
-    return new Observable<number>((o) => {
-      const steps = [() => o.next(1), () => ctx.sendStatus(1, 2), () => o.next(2), () => ctx.sendStatus(2, 2)];
-      const timers = steps.map((step, i) => setTimeout(step, i * 10));
-      timers.push(setTimeout(() => o.complete(), steps.length * 10));
-      return () => timers.forEach(clearTimeout);
-    });
+    probe.streamContext.resolve(ctx);
+    return probe.values;
   }
 
   /** Values spread over time, completion coming after the last value. */
@@ -360,8 +357,18 @@ describe('streams', () => {
     const seen: string[] = [];
     job.on('data', (d) => seen.push(`data ${d.toString()}`));
     job.on('status', (n, d) => seen.push(`status ${n}/${d}`));
+    const ctx = await within(probe.streamContext.promise, 5000, 'the handler');
+    probe.values.next(1);
+    const status = waitForEvent(job, 'status');
+    await ctx.sendStatus(1, 2);
+    await status;
+    // Value 1 is held until value 2 comes: the status got there first.
+    const data = waitForEvent(job, 'data');
+    probe.values.next(2);
+    await data;
+    probe.values.complete();
     const result = await within(job.result(), 5000, 'stream.status result');
-    expect([...seen, `complete ${result.toString()}`]).toEqual(['status 1/2', 'data 1', 'status 2/2', 'complete 2']);
+    expect([...seen, `complete ${result.toString()}`]).toEqual(['status 1/2', 'data 1', 'complete 2']);
   });
 
   it('delivers the values before an error, then the error', async () => {
