@@ -84,8 +84,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private readonly decoder: PacketDecoder;
   private readonly writer = new PacketWriter('REQ');
   private readonly replies = new Fifo<ReplyHandler>();
-  /** The reply type due for each entry of `replies`, in step with it. */
-  private readonly replyTypes = new Fifo<number>();
+  /** The request type of each entry of `replies`, in step with it. */
+  private readonly requestTypes = new Fifo<number>();
   private flushScheduled = false;
   private waitingDrain = false;
   /** Someone saw `congested` and waits for 'drain' (HC: paced streams in worker/worker-job.ts). */
@@ -262,7 +262,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   request(type: number, args: readonly PacketArg[], handler: ReplyHandler): void {
     this.send(type, args);
     this.replies.push(handler);
-    this.replyTypes.push(replyTypeOf(type));
+    this.requestTypes.push(type);
   }
 
   /**
@@ -394,7 +394,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private probe(socket: Socket, timeout: number): void {
     this.probing = true;
     this.replies.push(this.probeReply);
-    this.replyTypes.push(PacketType.ECHO_RES);
+    this.requestTypes.push(PacketType.ECHO_REQ);
     socket.write(ECHO_PACKET);
     this.heartbeatTimer = setTimeout(() => {
       if (socket !== this.socket || !this.probing) return;
@@ -638,7 +638,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   }
 
   private failPending(error: Error): void {
-    this.replyTypes.drain();
+    this.requestTypes.drain();
     for (const handler of this.replies.drain()) handler.reject(error);
   }
 
@@ -654,12 +654,13 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.proven = true;
     const type = packet.type;
     if (isReplyType(type)) {
-      const due = this.replyTypes.shift();
+      const sent = this.requestTypes.shift();
       const handler = this.replies.shift();
       if (!handler) {
         this.protocolConfusion(`${packetName(type)} arrived but no request was waiting for it`);
         return;
       }
+      const due = replyTypeOf(sent ?? 0);
       if (due && due !== type) {
         // Replies come in request order (docs/gearmand-behaviour.md#reply-order): one of the wrong
         // type means the stream is out of step and every later reply would go to the wrong request.
@@ -671,33 +672,46 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       handler.resolve(packet);
       return;
     }
-    // gearmand never answers an ECHO_REQ with ERROR: an ERROR while an ECHO is due answers a WORK_*
-    // sent before it (docs/gearmand-behaviour.md#reply-order), as on a worker during a heartbeat.
-    if (type === PacketType.ERROR && this.replies.length > 0 && this.replyTypes.peek() !== PacketType.ECHO_RES) {
-      this.replyTypes.shift();
-      this.replies.shift()!.reject(this.serverError(packet));
+    if (type === PacketType.ERROR && this.errorAnswersRequest()) {
+      const sent = this.requestTypes.shift()!;
+      this.replies.shift()!.reject(this.serverError(packet, sent));
       return;
     }
     this.onPacket(packet);
   }
 
+  /**
+   * Whether an ERROR takes the place of the reply to the oldest request (docs/gearmand-behaviour.md#reply-order),
+   * rather than answering a packet that is not a request. The latter are a worker's: a WORK_* for a
+   * job the server no longer has, or a GRAB type it does not have (Perl's Gearman::Server). No server
+   * (gearmand, Perl's, lib/server) answers ECHO_REQ or GET_STATUS with ERROR, and those are the only
+   * requests a worker sends: an ERROR while one is due answers what the worker sent before it. A
+   * client sends requests only (and SET_CLIENT_ID, which draws no ERROR): each ERROR settles one.
+   */
+  private errorAnswersRequest(): boolean {
+    if (this.replies.length === 0) return false;
+    const sent = this.requestTypes.peek();
+    return sent !== PacketType.ECHO_REQ && sent !== PacketType.GET_STATUS;
+  }
+
   /** A packet above maxPacketSize, skipped by the decoder: a reply fails its request alone, the rest go to onOversize. */
   private oversized(packet: OversizedPacket): void {
     const type = packet.type;
-    if (!isReplyType(type) && !(type === PacketType.ERROR && this.replies.length > 0)) {
+    if (!isReplyType(type) && !(type === PacketType.ERROR && this.errorAnswersRequest())) {
       this.onOversize(packet);
       return;
     }
-    const due = this.replyTypes.shift();
+    const sent = this.requestTypes.shift() ?? 0;
     const handler = this.replies.shift();
     if (!handler) {
       this.protocolConfusion(`${packetName(type)} arrived but no request was waiting for it`);
       return;
     }
+    const due = replyTypeOf(sent);
     handler.reject(
       new GearmanProtocolError(
         'PACKET_TOO_LARGE',
-        `gearmand at ${this.address} answered ${packetName(due || type)} with ${packetName(type)} of ${packet.size} bytes, ` +
+        `gearmand at ${this.address} answered ${packetName(sent || type)} with ${packetName(type)} of ${packet.size} bytes, ` +
           `above this connection's maxPacketSize of ${packet.limit}: it was skipped (raise maxPacketSize to accept it)`,
       ),
     );
@@ -725,9 +739,10 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     );
   }
 
-  serverError(packet: Packet): GearmanServerError {
+  /** The error an ERROR packet stands for; `sent`: the type of the request it answered, when known. */
+  serverError(packet: Packet, sent?: number): GearmanServerError {
     const { code, message } = readError(packet);
-    return new GearmanServerError(code, message, this.address);
+    return new GearmanServerError(code, message, this.address, sent === undefined ? undefined : packetName(sent));
   }
 
   private protocolConfusion(message: string): void {

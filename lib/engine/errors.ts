@@ -19,17 +19,51 @@ export class GearmanConnectionError extends GearmanError {
   }
 }
 
-/** gearmand answered with an ERROR packet (e.g. QUEUE_ERROR when a maxqueue limit is hit). */
+/**
+ * The server answered with an ERROR packet: code SERVER_ERROR (e.g. gearmand's QUEUE_ERROR when a
+ * maxqueue limit is hit), or UNSUPPORTED_COMMAND when the server does not have the command at all:
+ * gearmand's INVALID_COMMAND, or the `server_error` Perl's Gearman::Server sends for every packet
+ * type it has no handler for (all types above 29, and WORK_DATA, WORK_WARNING, SUBMIT_JOB_LOW,
+ * SUBMIT_JOB_HIGH_BG, SUBMIT_JOB_LOW_BG).
+ */
 export class GearmanServerError extends GearmanError {
   override name = 'GearmanServerError';
+  declare readonly code: 'SERVER_ERROR' | 'UNSUPPORTED_COMMAND';
+  /**
+   * The command the ERROR answered, when known (e.g. `SUBMIT_JOB_EPOCH`): the request it took the
+   * place of, else the one the server's text names.
+   */
+  readonly command: string | undefined;
   constructor(
-    /** gearmand's code: INVALID_COMMAND, JOB_NOT_FOUND, QUEUE_ERROR, ARGUMENT_TOO_LARGE, UNKNOWN_OPTION, ... */
+    /** The server's code: INVALID_COMMAND, JOB_NOT_FOUND, QUEUE_ERROR, ARGUMENT_TOO_LARGE, UNKNOWN_OPTION, server_error, ... */
     readonly serverCode: string,
     readonly serverMessage: string,
     readonly server?: string,
+    command?: string,
   ) {
-    super('SERVER_ERROR', `gearmand${server ? ` ${server}` : ''} answered ERROR ${serverCode}: ${serverMessage}`);
+    const text = serverMessage.trim();
+    const named = command ?? perlCommand(text);
+    const at = server ? ` at ${server}` : '';
+    const unsupported = serverCode.toUpperCase() === 'INVALID_COMMAND' || PERL_NO_HANDLER.test(text);
+    super(
+      unsupported ? 'UNSUPPORTED_COMMAND' : 'SERVER_ERROR',
+      unsupported
+        ? `The server${at} does not support ${named ?? 'a command sent to it'} (it answered ERROR ${serverCode}: ${text}): ` +
+            "it predates that command (Perl's Gearman::Server knows no packet type above 29). " +
+            'Use gearmand, or do without it on this server (README, "Servers")'
+        : `gearmand${at} answered ${named ? `${named} with ` : ''}ERROR ${serverCode}: ${text}`,
+    );
+    this.command = named;
   }
+}
+
+/** Perl's Gearman::Server answers a packet type it has no handler for with the `die` text of the missing method. */
+const PERL_NO_HANDLER = /^Can't locate object method "CMD_(\w*)"/;
+
+/** The command Perl's text names (`CMD_work_data`: WORK_DATA); none for `CMD_`, a type it has no name for. */
+function perlCommand(text: string): string | undefined {
+  const name = PERL_NO_HANDLER.exec(text)?.[1];
+  return name ? name.toUpperCase() : undefined;
 }
 
 export class GearmanTimeoutError extends GearmanError {

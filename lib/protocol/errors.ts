@@ -16,6 +16,8 @@ export type GearmanErrorCode =
   | 'NO_SERVER'
   | 'CLOSED'
   | 'SERVER_ERROR'
+  /** The server refused a command it does not have (an older server: Perl's Gearman::Server lacks every type above 29). */
+  | 'UNSUPPORTED_COMMAND'
   | 'TIMEOUT'
   | 'JOB_FAILED'
   | 'JOB_EXCEPTION'

@@ -99,10 +99,12 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
     host: {
       finished: () => undefined,
       failed: () => undefined,
+      exceptionSent: () => undefined,
       maxOutgoing: Number.MAX_SAFE_INTEGER,
       maxPacketSize: DEFAULT_MAX_PACKET_SIZE,
     },
     drainWaiters: [],
+    refused: new Set(),
     deadline: -1,
     prev: undefined,
     next: undefined,

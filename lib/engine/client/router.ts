@@ -1,6 +1,6 @@
 import { PacketType, readStatusReply } from '../../protocol/index.js';
 import type { GearmanConnection } from '../connection.js';
-import type { GearmanError } from '../errors.js';
+import { GearmanError } from '../errors.js';
 import type { ServerPool, ServerStrategy } from '../server-pool.js';
 import type { JobControl } from './job.js';
 import type { JobTimers } from './job-timers.js';
@@ -302,9 +302,13 @@ export class Router {
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
       }
     } catch (error) {
-      // Lost again, or no answer in time: as for a submit without a reply.
-      this.onSubmitError(conn, job, error as Error);
-      return;
+      // A server without GET_STATUS_UNIQUE (Perl's Gearman::Server) does not have that trap: a
+      // submit joining a queued job becomes its client there. Else lost again, or no answer in
+      // time: as for a submit without a reply.
+      if (!(error instanceof GearmanError && error.code === 'UNSUPPORTED_COMMAND')) {
+        this.onSubmitError(conn, job, error as Error);
+        return;
+      }
     }
     if (job.finished || this.closed) return;
     if (job.submitDeadline >= 0) job.submitDeadline = Math.ceil(performance.now()) + this.settings.submitTimeout;

@@ -12,6 +12,8 @@ export interface WorkerJobHost {
   finished(control: WorkerJobControl): void;
   /** Answers the job with a failure, as for a throwing handler (errorMode decides how). */
   failed(job: WorkerJob, error: Error): void;
+  /** A WORK_EXCEPTION went out: the worker makes sure the server ends the job (see GearmanWorker). */
+  exceptionSent(control: WorkerJobControl): void;
   /** Bytes a connection may hold queued before a job that streams more fails with BACKPRESSURE (`maxOutgoing`). */
   readonly maxOutgoing: number;
   /**
@@ -33,6 +35,8 @@ export interface WorkerJobControl extends DeadlineEntry {
   readonly host: WorkerJobHost;
   /** Wake-ups of jobs waiting for this connection to drain (one array per connection). */
   readonly drainWaiters: (() => void)[];
+  /** Streamed report types the connection's server refused (one set per connection): not sent. */
+  readonly refused: ReadonlySet<number>;
   job: WorkerJob;
   deadline: number;
   prev: DeadlineEntry | undefined;
@@ -44,6 +48,10 @@ export interface WorkerJobControl extends DeadlineEntry {
 export class WorkerJob {
   readonly handle: string;
   readonly functionName: string;
+  /**
+   * The caller's unique key: '' when it gave none, and always '' on a server without GRAB_JOB_UNIQ
+   * (Perl's Gearman::Server), whose plain JOB_ASSIGN does not carry it.
+   */
   readonly unique: string;
   readonly payload: Buffer;
   /** GRAB_JOB_ALL only: the reducer function of a reduce job. */
@@ -99,12 +107,14 @@ export class WorkerJob {
    * Throws BACKPRESSURE (the job has then been failed) when the connection already holds more than
    * the connection's `maxOutgoing`, and the abort reason once `signal` is aborted. It never rejects.
    * Throws PACKET_TOO_LARGE (nothing sent, the job goes on) for data above the worker's `maxPacketSize`.
+   * A server without WORK_DATA (Perl's Gearman::Server) refuses it: the worker's `error` event
+   * says so once per connection, and later data is not sent there (callers get only the result).
    */
   sendData(data: PacketArg): Promise<void> {
     return this.stream(PacketType.WORK_DATA, [this.handle, data]);
   }
 
-  /** WORK_WARNING; paced and bounded as `sendData`. */
+  /** WORK_WARNING; paced and bounded as `sendData`, and like it not sent where the server refused it. */
   sendWarning(data: PacketArg): Promise<void> {
     return this.stream(PacketType.WORK_WARNING, [this.handle, data]);
   }
@@ -133,12 +143,13 @@ export class WorkerJob {
   }
 
   /**
-   * WORK_EXCEPTION: ends the job in gearmand 1.1.20, so no WORK_FAIL follows
-   * (docs/gearmand-behaviour.md#work_exception). Throws PACKET_TOO_LARGE, as `complete`.
+   * WORK_EXCEPTION: ends the job in gearmand, so no WORK_FAIL follows
+   * (docs/gearmand-behaviour.md#work_exception); where the server keeps the job running after it
+   * (Perl's Gearman::Server), the worker follows it with WORK_FAIL. Throws PACKET_TOO_LARGE, as `complete`.
    */
   exception(data: PacketArg): void {
     this.checkSize(PacketType.WORK_EXCEPTION, data);
-    this.end(PacketType.WORK_EXCEPTION, [this.handle, data]);
+    if (this.end(PacketType.WORK_EXCEPTION, [this.handle, data])) this.control.host.exceptionSent(this.control);
   }
 
   /** @internal Why the worker aborted this job, if it did. */
@@ -165,7 +176,7 @@ export class WorkerJob {
     if (!this.done && !this.control.lost && conn.bufferedBytes > this.control.host.maxOutgoing) {
       throw this.overflow(conn);
     }
-    this.report(type, args);
+    if (!this.control.refused.has(type)) this.report(type, args);
     if (this.control.lost || !conn.congested) return RESOLVED;
     return (this.waiting ??= new Promise<void>((resolve) => {
       const wake = (): void => {
@@ -209,20 +220,24 @@ export class WorkerJob {
     );
   }
 
-  private report(type: number, args: PacketArg[]): void {
+  /** Sends `type` for this job; false when there is nowhere to send it (the connection is gone). */
+  private report(type: number, args: PacketArg[]): boolean {
     if (this.done)
       throw new GearmanError(
         'JOB_FINISHED',
         `Job ${this.handle} (${this.functionName}) already ended: nothing more can be sent for it`,
       );
-    if (this.control.lost || !this.control.conn.connected) return;
+    if (this.control.lost || !this.control.conn.connected) return false;
     this.control.conn.send(type, args);
+    return true;
   }
 
-  private end(type: number, args: PacketArg[]): void {
-    this.report(type, args);
+  /** The last report of the job; false when it could not be sent (see `report`). */
+  private end(type: number, args: PacketArg[]): boolean {
+    const sent = this.report(type, args);
     this.done = true;
     this.control.host.finished(this.control);
+    return sent;
   }
 }
 

@@ -7,7 +7,7 @@ import {
   PacketType,
   packetName,
 } from '../../protocol/index.js';
-import { type JobAssignment, readJobAssign } from '../../protocol/messages.js';
+import { type JobAssignment, readJobAssign, readStatusReply } from '../../protocol/messages.js';
 import { connectAny, GearmanConnection } from '../connection.js';
 import { GearmanConnectionError, GearmanError, GearmanTimeoutError, invalidArgument } from '../errors.js';
 import {
@@ -31,7 +31,12 @@ export type ErrorMode = 'exception' | 'fail';
 export interface GearmanWorkerOptions extends ConnectionOptions {
   /** Jobs run at once across all servers (default 1). The worker only GRABs when a slot is free. */
   maxJobs?: number;
-  /** `uniq` (default): GRAB_JOB_UNIQ, handlers see the unique; `all`: GRAB_JOB_ALL, they see the reducer too. */
+  /**
+   * `uniq` (default): GRAB_JOB_UNIQ, handlers see the unique; `all`: GRAB_JOB_ALL, they see the
+   * reducer too. A server that refuses the type (Perl's Gearman::Server has neither) is sent the
+   * next one down, learned once per connection from its first answer: GRAB_JOB_UNIQ, then GRAB_JOB,
+   * whose jobs carry no unique (`job.unique` is '').
+   */
   grab?: 'uniq' | 'all';
   /**
    * Milliseconds between safety GRABs while asleep (default 5000): gearmand 1.1.20 wakes no worker
@@ -138,6 +143,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.host = {
       finished: this.finished,
       failed: (job, error) => this.failJob(job, error),
+      exceptionSent: (control) => this.exceptionSent(control.conn, control.job.handle),
       maxOutgoing: this.settings.maxOutgoing,
       maxPacketSize: this.settings.maxPacketSize,
     };
@@ -295,9 +301,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   }
 
   private onConnect(state: GrabState): void {
-    state.grabs = 0;
-    state.awake = true;
-    state.sleeping = false;
+    state.reset(this.grabType);
     state.window = this.wakeWindow;
     if (this.settings.clientId) state.conn.send(PacketType.SET_CLIENT_ID, [this.settings.clientId]);
     for (const [name, reg] of this.functions) this.sendCanDo(state, name, reg.options);
@@ -356,18 +360,33 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
         state.awake = true;
         state.window = this.wakeWindow;
         break;
-      case PacketType.ERROR:
-        // E.g. JOB_NOT_FOUND for a result of a job gearmand had requeued after CAN_DO_TIMEOUT
-        // (docs/gearmand-behaviour.md#can_do_timeout).
-        if (this.listenerCount('error') > 0) this.emit('error', state.conn.serverError(packet));
+      case PacketType.ERROR: {
+        // A GRAB type the server lacks: the next GRABs use the one below it (no error: GRAB_JOB works too).
+        if (state.probing) {
+          this.grabAnswered(state, true);
+          break;
+        }
+        // Else it answers a WORK_*, e.g. JOB_NOT_FOUND for a result of a job gearmand had requeued
+        // after CAN_DO_TIMEOUT (docs/gearmand-behaviour.md#can_do_timeout).
+        const error = state.conn.serverError(packet);
+        const streamed = error.code === 'UNSUPPORTED_COMMAND' ? STREAMED.get(error.command) : undefined;
+        if (streamed !== undefined) {
+          // Perl's Gearman::Server has no WORK_DATA nor WORK_WARNING: told once, not sent there again.
+          if (state.refused.has(streamed)) return;
+          state.refused.add(streamed);
+        }
+        if (this.listenerCount('error') > 0) this.emit('error', error);
         return;
+      }
       default:
         return;
     }
     this.schedulePump();
   }
 
-  private grabAnswered(state: GrabState): void {
+  /** A GRAB was answered: with a job or NO_JOB, or `refused` with an ERROR (see GrabState.answered). */
+  private grabAnswered(state: GrabState, refused = false): void {
+    state.answered(refused);
     if (state.grabs > 0) {
       state.grabs--;
       this.grabsOut--;
@@ -410,8 +429,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       const state = this.states[(this.rotate + i) % n];
       if (!state.awake || !state.conn.connected || state.conn.congested) continue;
       const grabs = Math.min(free, state.window - state.grabs);
-      for (let g = 0; g < grabs; g++) state.conn.send(this.grabType, []);
+      for (let g = 0; g < grabs; g++) state.conn.send(state.grabType, []);
       if (grabs > 0) {
+        state.sent(grabs);
         state.grabs += grabs;
         this.grabsOut += grabs;
         free -= grabs;
@@ -444,6 +464,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       lost: false,
       host: this.host,
       drainWaiters: state.drainWaiters,
+      refused: state.refused,
       job: NO_JOB,
       deadline: 0,
       prev: undefined,
@@ -553,7 +574,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
           ),
         );
       }
-      if (assign) this.grabAnswered(state);
+      if (assign) {
+        this.grabAnswered(state);
+      }
       this.schedulePump();
       return;
     }
@@ -572,9 +595,35 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     if (conn.connected) {
       const reg = functionName === undefined ? undefined : this.functions.get(functionName);
       if ((reg?.options.errorMode ?? this.errorMode) === 'fail') conn.send(PacketType.WORK_FAIL, [handle]);
-      else conn.send(PacketType.WORK_EXCEPTION, [handle, this.fitPacket(handle, error.message)]);
+      else {
+        conn.send(PacketType.WORK_EXCEPTION, [handle, this.fitPacket(handle, error.message)]);
+        this.exceptionSent(conn, handle);
+      }
     }
     this.schedulePump();
+  }
+
+  /**
+   * After a WORK_EXCEPTION: gearmand has ended the job (docs/gearmand-behaviour.md#work_exception),
+   * but Perl's Gearman::Server only relays it to the clients that asked for exceptions and keeps the
+   * job running until a WORK_FAIL; without one it would wait forever, and so would every caller of
+   * its unique. The first exception on each connection asks the server whether it still knows the
+   * job (GET_STATUS, answered in turn: docs/gearmand-behaviour.md#reply-order); where it does, every
+   * WORK_EXCEPTION there is followed by a WORK_FAIL (clients without the option see only that).
+   */
+  private exceptionSent(conn: GearmanConnection, handle: string): void {
+    const state = this.states.find((s) => s.conn === conn)!;
+    if (state.exceptionEnds === true || !conn.connected) return;
+    if (state.exceptionEnds === false) {
+      conn.send(PacketType.WORK_FAIL, [handle]);
+      return;
+    }
+    conn.call(PacketType.GET_STATUS, [handle]).then((reply) => {
+      const known = readStatusReply(reply).known;
+      state.exceptionEnds ??= !known;
+      if (known) conn.send(PacketType.WORK_FAIL, [handle]);
+      // A lost connection rejects the call: the server drops that connection's jobs itself.
+    }, noop);
   }
 
   /** A job the worker itself fails (a stream past `maxOutgoing`): answered, then its handler aborted. */
@@ -632,6 +681,12 @@ function exceptionData(reg: Registration | undefined, err: unknown): PacketArg {
 }
 
 const EMPTY = Buffer.alloc(0);
+const noop = (): void => undefined;
+/** The streamed report a server may lack, by the name its refusal gives (GearmanServerError.command). */
+const STREAMED: ReadonlyMap<string | undefined, number> = new Map([
+  ['WORK_DATA', PacketType.WORK_DATA],
+  ['WORK_WARNING', PacketType.WORK_WARNING],
+]);
 /** Placeholder in a control until its job is made (the job's constructor takes the control). */
 const NO_JOB = undefined as unknown as WorkerJob;
 /** A job whose payload is at least this large resets the grab window to one GRAB in flight. */
