@@ -1,4 +1,4 @@
-import { GearmanError } from '../engine/errors.js';
+import { GearmanError, invalidArgument } from '../engine/errors.js';
 
 /**
  * How Nest values become Gearman payloads and back. The default, `json`, puts the plain JSON of
@@ -11,7 +11,7 @@ export interface GearmanCodec {
   decode(data: Buffer): unknown;
 }
 
-/** A built-in codec by name, or your own. */
+/** A built-in codec by name, `textCodec(encoding)`, or your own. */
 export type GearmanCodecOption = 'json' | 'text' | 'raw' | GearmanCodec;
 
 /** A payload the codec could not read, or a value it could not write. */
@@ -32,13 +32,19 @@ function bytes(value: unknown): Buffer | undefined {
   return undefined;
 }
 
-function stringify(value: unknown, codec: string): Buffer {
-  let text: string | undefined;
+/** The JSON of `value` (undefined for what JSON has no text for, e.g. `undefined`). */
+function jsonText(value: unknown, codec: string): string | undefined {
   try {
-    text = JSON.stringify(value);
+    return JSON.stringify(value);
   } catch (err) {
-    throw new GearmanCodecError(`The ${codec} codec cannot serialise this value: ${(err as Error).message}`);
+    throw new GearmanCodecError(`The ${codec} codec cannot serialise this value: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
+}
+
+function stringify(value: unknown, codec: string): Buffer {
+  const text = jsonText(value, codec);
   return text === undefined ? EMPTY : Buffer.from(text);
 }
 
@@ -66,11 +72,86 @@ export const jsonCodec: GearmanCodec = {
 };
 
 /** UTF-8 text: what the gearman CLI and most scripts send. Non-string values are written as JSON. */
-export const textCodec: GearmanCodec = {
+const utf8TextCodec: GearmanCodec = {
   name: 'text',
   encode: (value) => (typeof value === 'string' ? Buffer.from(value) : (bytes(value) ?? stringify(value, 'text'))),
   decode: (data) => (data.length === 0 ? undefined : data.toString('utf8')),
 };
+
+/** The character encodings of Node's Buffer, by every name Buffer takes for them. */
+const TEXT_ENCODINGS = new Map<string, 'utf8' | 'utf16le' | 'latin1' | 'ascii'>([
+  ['utf8', 'utf8'],
+  ['utf-8', 'utf8'],
+  ['utf16le', 'utf16le'],
+  ['utf-16le', 'utf16le'],
+  ['ucs2', 'utf16le'],
+  ['ucs-2', 'utf16le'],
+  ['latin1', 'latin1'],
+  ['binary', 'latin1'],
+  ['ascii', 'ascii'],
+]);
+
+/** A character encoding `textCodec()` takes (Buffer's names for them). */
+type TextEncoding = 'utf8' | 'utf-8' | 'utf16le' | 'utf-16le' | 'ucs2' | 'ucs-2' | 'latin1' | 'binary' | 'ascii';
+
+/** Characters an encoding cannot write: Buffer would keep only their low byte. */
+const UNWRITABLE = { latin1: /[\u0100-\uffff]/, ascii: /[\u0080-\uffff]/ } as const;
+
+/**
+ * Text in one of Node's character encodings, for peers that do not speak UTF-8 (a PHP or Perl
+ * worker reading latin1, a Windows peer writing UTF-16LE): strings are written in it byte for byte,
+ * other values as JSON text in it, and payloads are read as strings. Where Buffer would lose data
+ * silently the codec throws a GearmanCodecError instead: a character latin1 or ascii cannot hold,
+ * a byte above 0x7f in ascii, an odd number of bytes in UTF-16LE. `textCodec('utf8')` is the
+ * `text` codec. An encoding that is not one of these throws INVALID_ARGUMENT.
+ *
+ * ```ts
+ * new ServerGearman({ servers: ['127.0.0.1:4730'], codec: textCodec('latin1') });
+ * ```
+ */
+export function textCodec(encoding: TextEncoding): GearmanCodec {
+  const charset = typeof encoding === 'string' ? TEXT_ENCODINGS.get(encoding.toLowerCase()) : undefined;
+  if (charset === undefined) {
+    throw invalidArgument(
+      `Unknown text encoding ${JSON.stringify(encoding)}: use one of ${[...TEXT_ENCODINGS.keys()].join(', ')}. ` +
+        "hex and base64 are not character encodings: use the 'raw' codec and Buffer's toString() for them",
+    );
+  }
+  if (charset === 'utf8') return utf8TextCodec;
+  const name = `text:${charset}`;
+  const unwritable = charset === 'utf16le' ? undefined : UNWRITABLE[charset];
+  const write = (text: string): Buffer => {
+    const at = unwritable ? text.search(unwritable) : -1;
+    if (at >= 0) {
+      const code = text.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0');
+      throw new GearmanCodecError(
+        `The ${name} codec cannot write U+${code} (character ${at}): ${charset} has no such character`,
+      );
+    }
+    return Buffer.from(text, charset);
+  };
+  return {
+    name,
+    encode(value) {
+      if (typeof value === 'string') return write(value);
+      const raw = bytes(value);
+      if (raw) return raw;
+      const json = jsonText(value, name);
+      return json === undefined ? EMPTY : write(json);
+    },
+    decode(data) {
+      if (data.length === 0) return undefined;
+      if (charset === 'utf16le' && data.length % 2 === 1) {
+        throw new GearmanCodecError(`payload is not UTF-16LE: ${data.length} bytes, an odd number`);
+      }
+      if (charset === 'ascii') {
+        const at = data.findIndex((byte) => byte > 0x7f);
+        if (at >= 0) throw new GearmanCodecError(`payload is not ascii: byte ${at} is above 0x7f`);
+      }
+      return data.toString(charset);
+    },
+  };
+}
 
 /** Raw bytes: handlers get a Buffer. */
 export const rawCodec: GearmanCodec = {
@@ -81,12 +162,12 @@ export const rawCodec: GearmanCodec = {
 
 export function resolveCodec(option: GearmanCodecOption | undefined): GearmanCodec {
   if (option === undefined || option === 'json') return jsonCodec;
-  if (option === 'text') return textCodec;
+  if (option === 'text') return utf8TextCodec;
   if (option === 'raw') return rawCodec;
   if (typeof option === 'object' && typeof option.encode === 'function' && typeof option.decode === 'function')
     return option;
   throw new GearmanCodecError(
-    `Unknown codec ${JSON.stringify(option)}: use 'json', 'text', 'raw' or an object with encode and decode`,
+    `Unknown codec ${JSON.stringify(option)}: use 'json', 'text', 'raw', textCodec(encoding) or an object with encode and decode`,
   );
 }
 

@@ -68,8 +68,8 @@ export function rejectNestSerializers(options: object, transport: string): void 
       throw new GearmanError(
         'INVALID_ARGUMENT',
         `${transport} does not take Nest's ${name} option: payloads are written and read by the codec option ` +
-          "(codec: 'json' | 'text' | 'raw', or your own { name, encode, decode }), per pattern with extras.codec " +
-          'and per call with GearmanRecordBuilder.setCodec().',
+          "(codec: 'json' | 'text' | 'raw', textCodec(encoding), or your own { name, encode, decode }), per pattern " +
+          'with extras.codec and per call with GearmanRecordBuilder.setCodec().',
       );
     }
   }
