@@ -1,8 +1,9 @@
 /**
  * `nestjs-gearman`: the Gearman transport for NestJS (ServerGearman, ClientGearman, GearmanModule,
- * the context, the record builder, codecs, status and events, errors) and the admin module. The
- * engine without Nest is `nestjs-gearman/engine`, the codec `nestjs-gearman/protocol`, the Terminus
- * indicator `nestjs-gearman/health`. Every name here is public API.
+ * the context, the record builder, codecs, status and events, telemetry options, errors) and the
+ * admin module. The engine without Nest is `nestjs-gearman/engine`, the codec
+ * `nestjs-gearman/protocol`, the Terminus indicator `nestjs-gearman/health`. Every name here is
+ * public API.
  */
 export { ServerGearman } from './nest/server-gearman.js';
 export { ClientGearman, type GearmanJobEvent } from './nest/client-gearman.js';
@@ -25,7 +26,8 @@ export {
 } from './nest/record-builders/gearman.record-builder.js';
 export { type GearmanEvents, GearmanStatus } from './nest/events/gearman.events.js';
 export type { GearmanClientProxyOptions, GearmanPatternExtras, GearmanServerOptions } from './nest/interfaces.js';
-export { type GearmanCodec, GearmanCodecError, type GearmanCodecOption } from './nest/codecs.js';
+export type { GearmanTelemetryOptions } from './nest/telemetry/options.js';
+export { type GearmanCodec, GearmanCodecError, type GearmanCodecOption, textCodec } from './nest/codecs.js';
 export { GearmanRpcError } from './nest/errors.js';
 export { GearmanAdminModule, type GearmanAdminModuleAsyncOptions } from './nest/admin/gearman-admin.module.js';
 export {

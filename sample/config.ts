@@ -7,6 +7,13 @@ export const DEFAULT_GEARMAN_SERVERS = ['127.0.0.1:4730'];
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_HOST = '127.0.0.1';
 
+/**
+ * The functions only Nest peers call (the gateway and the worker): they carry Nest's packet
+ * metadata, and so the trace context of an app with OpenTelemetry, in the envelope (`sendMetadata`,
+ * `readMetadata`). `text.upper` is not among them: plain Gearman clients call it.
+ */
+export const NEST_ONLY_FUNCTIONS = ['math.sum', 'report.generate', 'email.send', 'orders.validate'];
+
 type Env = Record<string, string | undefined>;
 
 export function gearmanServers(env: Env = process.env): string[] {

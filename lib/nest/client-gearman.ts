@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { LoggerService } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { Observable, Subject } from 'rxjs';
 import {
@@ -17,6 +18,9 @@ import { GearmanRpcError, rejectNestSerializers } from './errors.js';
 import { type GearmanEvents, GearmanStatus, statusOfConnections } from './events/gearman.events.js';
 import type { GearmanClientProxyOptions } from './interfaces.js';
 import { GearmanRecord } from './record-builders/gearman.record-builder.js';
+import { ClientTelemetry, type JobTrace } from './telemetry/client-telemetry.js';
+import { logConnections, transportLogger } from './telemetry/logs.js';
+import { resolveTelemetry } from './telemetry/telemetry.js';
 
 /**
  * What `job()` emits while a job runs, ending with `complete` (a background or epoch job: `created`,
@@ -30,6 +34,13 @@ export type GearmanJobEvent<T = unknown> =
   | { type: 'complete'; data: T | undefined };
 
 const noop = () => undefined;
+/** A job just submitted, the codec of its payloads, and its span (when telemetry records one). */
+interface Submitted {
+  job: GearmanJob;
+  codec: GearmanCodec;
+  trace: JobTrace | undefined;
+}
+
 /** Submit options of a plain payload (no GearmanRecord): shared, the engine only reads them. */
 const FOREGROUND: SubmitOptions = Object.freeze({});
 const BACKGROUND: SubmitOptions = Object.freeze({ background: true });
@@ -56,12 +67,17 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
   private ready = false;
   /** Listeners given to `on()`, attached again to the engine client made after a `close()`. */
   private readonly listeners: [event: string, callback: (...args: unknown[]) => void][] = [];
+  private readonly logger: LoggerService;
+  /** Spans and metrics (the `telemetry` option), once `connect()` has loaded them; undefined: none. */
+  private telemetry: ClientTelemetry | undefined;
+  private telemetryLoaded: Promise<void> | undefined;
 
   constructor(protected readonly options: GearmanClientProxyOptions = {}) {
     super();
     rejectNestSerializers(options, 'ClientGearman');
     this.closeTimeout = optionalMs('closeTimeout', options.closeTimeout, DEFAULT_CLIENT_CLOSE_TIMEOUT);
     this.codec = resolveCodec(options.codec);
+    this.logger = transportLogger(options.logger, ClientGearman.name);
     this.client = this.attach(this.createClient(this.getClientOptions()));
   }
 
@@ -85,7 +101,10 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
     }
     if (!this.connecting) {
       const client = this.client;
-      this.connecting = client.connect().then(
+      this.telemetryLoaded ??= resolveTelemetry(this.options.telemetry, this.logger).then((telemetry) => {
+        if (telemetry) this.telemetry = new ClientTelemetry(telemetry);
+      });
+      this.connecting = Promise.all([client.connect(), this.telemetryLoaded]).then(
         () => {
           if (client === this.client && !this.closed) this.ready = true;
         },
@@ -116,9 +135,20 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
     }
   }
 
-  override on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): void {
-    this.listeners.push([event, callback as (...args: unknown[]) => void]);
-    (this.client as EventEmitter).on(event, callback as (...args: unknown[]) => void);
+  /**
+   * Listens to the engine client's connection events, also those of the client made after a
+   * `close()`; returns what removes this listener.
+   */
+  override on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): () => void {
+    const entry: [string, (...args: unknown[]) => void] = [event, callback as (...args: unknown[]) => void];
+    this.listeners.push(entry);
+    (this.client as EventEmitter).on(event, entry[1]);
+    return () => {
+      const at = this.listeners.indexOf(entry);
+      if (at < 0) return;
+      this.listeners.splice(at, 1);
+      (this.client as EventEmitter).off(event, entry[1]);
+    };
   }
 
   /**
@@ -141,6 +171,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
     client.on('disconnected', () => client === this.client && this.updateStatus());
     client.on('reconnecting', () => client === this.client && this.updateStatus());
     for (const [event, callback] of this.listeners) (client as EventEmitter).on(event, callback);
+    logConnections(client, this.logger);
     return client;
   }
 
@@ -163,14 +194,14 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
       this.connect().then(
         () => {
           if (closed) return;
-          let submitted: { job: GearmanJob; codec: GearmanCodec };
+          let submitted: Submitted;
           try {
             submitted = this.submit(this.createPacket(pattern, data), false);
           } catch (err) {
             observer.error(err);
             return;
           }
-          const { job, codec } = submitted;
+          const { job, codec, trace } = submitted;
           job.on('created', (handle) => observer.next({ type: 'created', handle, server: job.server! }));
           if (job.background) {
             job.created().then(
@@ -184,7 +215,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
           }
           job.on('status', (numerator, denominator) => observer.next({ type: 'status', numerator, denominator }));
           job.on('warning', (d) => observer.next({ type: 'warning', data: this.decodeQuietly(codec, d) }));
-          teardown = this.follow(job, codec, ({ err, response, isDisposed }) => {
+          teardown = this.follow(job, codec, trace, ({ err, response, isDisposed }) => {
             if (err !== undefined) return observer.error(err);
             if (isDisposed) {
               observer.next({ type: 'complete', data: response as T | undefined });
@@ -232,7 +263,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     try {
-      const { job, codec } = this.submit(packet, false);
+      const { job, codec, trace } = this.submit(packet, false);
       if (job.background) {
         job.created().then(
           (handle) => callback({ response: handle, isDisposed: true }),
@@ -240,7 +271,7 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
         );
         return noop;
       }
-      return this.follow(job, codec, callback);
+      return this.follow(job, codec, trace, callback);
     } catch (err) {
       callback({ err });
       return noop;
@@ -281,50 +312,78 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
     }
   }
 
-  private submit(packet: ReadPacket, background: boolean): { job: GearmanJob; codec: GearmanCodec } {
+  private submit(packet: ReadPacket, background: boolean): Submitted {
     const fn = this.normalizePattern(packet.pattern);
     const data: unknown = packet.data;
     let payload: Buffer;
     let codec = this.codec;
     let submit: SubmitOptions = background ? BACKGROUND : FOREGROUND;
-    if (data instanceof GearmanRecord) {
-      // The record's options go to the engine as they are (one copy, without the codec), so none is lost.
-      const { codec: recordCodec, ...options } = data.options;
-      if (recordCodec) codec = resolveCodec(recordCodec);
-      payload = encode(codec, data.data);
-      if (background) options.background = true;
-      submit = options;
-    } else payload = encode(codec, data);
-    if (packet.metadata && Object.keys(packet.metadata).length > 0 && this.sendsMetadata(fn)) {
-      payload = wrapMetadata(packet.metadata, payload);
+    const record = data instanceof GearmanRecord ? data : undefined;
+    const trace = this.telemetry?.start(
+      fn,
+      background || record?.options.background === true || record?.options.epoch !== undefined,
+    );
+    try {
+      if (record) {
+        // The record's options go to the engine as they are (one copy, without the codec), so none is lost.
+        const { codec: recordCodec, ...options } = record.options;
+        if (recordCodec) codec = resolveCodec(recordCodec);
+        payload = encode(codec, record.data);
+        if (background) options.background = true;
+        submit = options;
+      } else payload = encode(codec, data);
+      let metadata = packet.metadata;
+      // The trace context travels in the envelope only: a function not opted in gets the payload alone.
+      if (trace && this.sendsMetadata(fn)) metadata = trace.inject(metadata);
+      if (metadata && Object.keys(metadata).length > 0 && this.sendsMetadata(fn)) {
+        payload = wrapMetadata(metadata, payload);
+      }
+      const job = this.client.submit(fn, payload, submit);
+      trace?.attach(job);
+      return { job, codec, trace };
+    } catch (err) {
+      trace?.end(err);
+      throw err;
     }
-    return { job: this.client.submit(fn, payload, submit), codec };
   }
 
   /** Maps a foreground job's updates onto Nest write packets; returns the unsubscribe teardown. */
-  private follow(job: GearmanJob, codec: GearmanCodec, callback: (packet: WritePacket) => void): () => void {
+  private follow(
+    job: GearmanJob,
+    codec: GearmanCodec,
+    trace: JobTrace | undefined,
+    callback: (packet: WritePacket) => void,
+  ): () => void {
     const decode = (data: Buffer): unknown => {
       try {
         return codec.decode(data);
       } catch (err) {
         job.removeAllListeners();
-        callback({ err: decodeFailure(job, codec, data, err) });
+        const failure = decodeFailure(job, codec, data, err);
+        trace?.end(failure);
+        callback({ err: failure });
         return UNREADABLE;
       }
     };
     job.on('data', (data) => {
+      trace?.data(data);
       const value = decode(data);
       if (value !== UNREADABLE) callback({ response: value });
     });
     job.on('complete', (data) => {
       const value = decode(data);
       if (value === UNREADABLE) return;
+      trace?.end();
       callback(value === undefined ? { isDisposed: true } : { response: value, isDisposed: true });
     });
-    job.on('fail', (error) => callback({ err: workerError(error) }));
+    job.on('fail', (error) => {
+      trace?.end(error);
+      callback({ err: workerError(error) });
+    });
     return () => {
       if (job.finished) return;
       job.removeAllListeners();
+      trace?.unsubscribed();
       // Stop listening; take the job back if gearmand still has it queued (a running one finishes).
       job.cancel().catch(noop);
     };

@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import type { ErrorMode, GearmanClientOptions, GearmanWorkerOptions } from '../engine/index.js';
 import type { GearmanCodecOption } from './codecs.js';
+import type { GearmanTelemetryOption } from './telemetry/options.js';
 
 /**
  * Options of ServerGearman (the worker side): the engine worker's, which it passes on, and its own.
@@ -9,6 +10,11 @@ import type { GearmanCodecOption } from './codecs.js';
 export interface GearmanServerOptions extends GearmanWorkerOptions {
   /** Jobs run at once across all servers (default 10). */
   maxJobs?: number;
+  /**
+   * `all` takes reduce jobs with their reducer (GRAB_JOB_ALL), which handlers read from
+   * `ctx.getReducer()`; `uniq` (default) takes them as plain jobs.
+   */
+  grab?: 'uniq' | 'all';
   /** How payloads are read and results written (default `json`); per pattern through `extras.codec`. */
   codec?: GearmanCodecOption;
   /**
@@ -32,6 +38,13 @@ export interface GearmanServerOptions extends GearmanWorkerOptions {
    * elsewhere payloads reach the codec byte for byte. Metadata values must be strings.
    */
   readMetadata?: boolean | string[];
+  /**
+   * OpenTelemetry: a CONSUMER span `process {function}` per job, around its handler, continuing the
+   * caller's trace where the pattern reads the metadata envelope; process duration, consumed jobs
+   * and jobs running per function. Default: on when `@opentelemetry/api` is installed (no-ops
+   * until the app registers an OpenTelemetry SDK); `false`: off, nothing loaded.
+   */
+  telemetry?: GearmanTelemetryOption;
 }
 
 /** What `@MessagePattern(fn, extras)` / `@EventPattern(fn, extras)` may set for one function. */
@@ -73,4 +86,17 @@ export interface GearmanClientProxyOptions extends GearmanClientOptions {
    * default, so plain Gearman workers see only the payload.
    */
   sendMetadata?: boolean | string[];
+  /**
+   * OpenTelemetry: a span per job, `send {function}` (CLIENT) or `emit {function}` (PRODUCER) for a
+   * background job, whose trace context goes in the metadata envelope to the functions `sendMetadata`
+   * names (no others); operation duration, sent jobs and jobs in flight per function. Default: on
+   * when `@opentelemetry/api` is installed (no-ops until the app registers an OpenTelemetry SDK);
+   * `false`: off, nothing loaded.
+   */
+  telemetry?: GearmanTelemetryOption;
+  /**
+   * A logger, or `false` for none (default: Nest's Logger with context ClientGearman, which follows
+   * the app's logger and levels): connects, lost connections and reconnects.
+   */
+  logger?: LoggerService | false;
 }

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { Logger, type LoggerService } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
 import { CustomTransportStrategy, type MessageHandler, Server, type WritePacket } from '@nestjs/microservices';
 import { finalize, isObservable, type Observable, type Subscription } from 'rxjs';
 import {
@@ -17,6 +17,9 @@ import { GearmanContext } from './ctx-host/gearman.context.js';
 import { rejectNestSerializers } from './errors.js';
 import { type GearmanEvents, GearmanStatus, statusOfConnections } from './events/gearman.events.js';
 import type { GearmanPatternExtras, GearmanServerOptions } from './interfaces.js';
+import { logConnections, transportLogger } from './telemetry/logs.js';
+import { resolveTelemetry } from './telemetry/telemetry.js';
+import { WorkerTelemetry } from './telemetry/worker-telemetry.js';
 
 interface Route {
   handler: MessageHandler;
@@ -46,28 +49,35 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
   private readonly routes = new Map<string, Route>();
   /** Nest's default start hook (just `done()`): while it is in place, jobs skip the hook machinery. */
   private readonly defaultStartHook = this.onProcessingStartHook;
+  /** Spans and metrics (the `telemetry` option), loaded by `listen()`; undefined: none. */
+  private telemetry: WorkerTelemetry | undefined;
 
   constructor(protected readonly options: GearmanServerOptions = {}) {
     super();
     rejectNestSerializers(options, 'ServerGearman');
     optionalMs('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT);
-    this.logger = options.logger === false ? silentLogger : (options.logger ?? new Logger(ServerGearman.name));
+    this.logger = transportLogger(options.logger, ServerGearman.name);
     this.codec = resolveCodec(options.codec);
     this.worker = this.createWorker(this.getWorkerOptions());
     this.worker.on('connected', () => this._status$.next(GearmanStatus.CONNECTED));
     this.worker.on('disconnected', () => this.updateStatus());
     this.worker.on('reconnecting', () => this.updateStatus());
-    this.worker.on('error', (err) => this.logger.warn?.(`gearmand: ${err.message}`));
+    logConnections(this.worker, this.logger);
     // Failures the worker itself answered (handlerTimeout, a stream past maxOutgoing): handler
     // failures are answered (and logged) here, after Nest's exception filters.
-    this.worker.on('jobError', (err, job) =>
-      this.logger.warn?.(`Job ${job.handle} of "${job.functionName}" failed: ${describe(err)}`),
-    );
+    this.worker.on('jobError', (err, job) => {
+      this.logger.warn?.(`Job ${job.handle} of "${job.functionName}" failed: ${describe(err)}`);
+      // Answered already: the span ends now, whenever the handler returns.
+      this.telemetry?.failed(job, err);
+      this.telemetry?.end(job);
+    });
   }
 
   /** Registers every handler with gearmand and connects; reports failure through `callback`. */
   async listen(callback: (error?: unknown) => void): Promise<void> {
     try {
+      const telemetry = await resolveTelemetry(this.options.telemetry, this.logger);
+      if (telemetry) this.telemetry = new WorkerTelemetry(telemetry);
       for (const [pattern, handler] of this.messageHandlers) this.registerRoute(pattern, handler);
       await this.worker.start();
       this.logger.log(`Gearman worker connected; functions: ${[...this.routes.keys()].join(', ') || '(none)'}`);
@@ -91,8 +101,16 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
     this._status$.next(GearmanStatus.DISCONNECTED);
   }
 
-  on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): void {
-    (this.worker as EventEmitter).on(event, callback as (...args: unknown[]) => void);
+  /** Listens to the engine worker's connection events; returns what removes this listener. */
+  on<K extends keyof GearmanEvents>(event: K, callback: GearmanEvents[K]): () => void {
+    const listener = callback as (...args: unknown[]) => void;
+    (this.worker as EventEmitter).on(event, listener);
+    let listening = true;
+    return () => {
+      // Once only: the same callback may be listening twice.
+      if (listening) (this.worker as EventEmitter).off(event, listener);
+      listening = false;
+    };
   }
 
   /** The engine worker's options: this server's with its defaults (override to adjust; called from the constructor). */
@@ -187,9 +205,22 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       data = route.codec.decode(payload);
       context = new GearmanContext([job, route.codec, metadata]);
     } catch (err) {
-      this.decodeFailed(job, route, err);
-      return Promise.resolve();
+      if (this.telemetry === undefined) {
+        this.decodeFailed(job, route, err);
+        return Promise.resolve();
+      }
+      return this.telemetry.process(job, route.handler.isEventHandler === true, undefined, () => {
+        this.decodeFailed(job, route, err);
+        return Promise.resolve();
+      });
     }
+    if (this.telemetry === undefined) return this.run(job, route, data, context);
+    return this.telemetry.process(job, route.handler.isEventHandler === true, context.getMetadata(), () =>
+      this.run(job, route, data, context),
+    );
+  }
+
+  private run(job: WorkerJob, route: Route, data: unknown, context: GearmanContext): Promise<void> {
     return route.handler.isEventHandler
       ? this.runEvent(job, route, data, context)
       : this.runMessage(job, route, data, context);
@@ -224,6 +255,7 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
   }
 
   private eventFailed(job: WorkerJob, err: unknown): void {
+    this.telemetry?.failed(job, err);
     this.logger.error(`Event handler for "${job.functionName}" failed (job ${job.handle}): ${describe(err)}`);
     if (!job.finished) job.fail();
   }
@@ -330,6 +362,7 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
   /** WORK_EXCEPTION with the error as Nest would send it (JSON), or a plain WORK_FAIL. */
   private reportError(job: WorkerJob, route: Route, err: unknown): void {
     if (job.finished) return;
+    this.telemetry?.failed(job, err);
     if (route.errorMode === 'fail') {
       this.logger.warn?.(`Job ${job.handle} of "${job.functionName}" failed: ${describe(err)}`);
       job.fail();
@@ -405,5 +438,3 @@ function readsMetadata(option: boolean | string[] | undefined, pattern: string):
 function eventDone(job: WorkerJob): void {
   if (!job.finished) job.complete();
 }
-
-const silentLogger: LoggerService = { log: () => undefined, error: () => undefined, warn: () => undefined };

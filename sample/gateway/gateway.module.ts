@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { GearmanAdminModule, GearmanModule } from 'nestjs-gearman';
 import { GearmanHealthIndicator } from 'nestjs-gearman/health';
+import { NEST_ONLY_FUNCTIONS } from '../config.js';
 import { AdminController } from './admin.controller.js';
 import { HealthController } from './health.controller.js';
 import { JobsController } from './jobs.controller.js';
@@ -31,6 +32,7 @@ export class GatewayModule {
           clientId: 'nestjs-gearman-sample-gateway',
           timeout: options.jobTimeout ?? 15_000,
           reconnect: { initialDelay: 100, maxDelay: 2000 },
+          sendMetadata: NEST_ONLY_FUNCTIONS,
         }),
         GearmanAdminModule.forRoot({ servers, connectTimeout: 1000, commandTimeout: 2000 }),
         TerminusModule.forRoot({ logger: options.healthLogs ?? true }),

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { type GearmanServerOptions, ServerGearman } from 'nestjs-gearman';
+import { NEST_ONLY_FUNCTIONS } from '../config.js';
 import { EmailOutbox } from './email-outbox.service.js';
 import { EmailsController } from './emails.controller.js';
 import { MathController } from './math.controller.js';
@@ -29,6 +30,7 @@ export function createWorkerTransport(
     // Come back quickly after a gearmand restart (the default backoff grows to 10 s).
     reconnect: { initialDelay: 100, maxDelay: 2000 },
     closeTimeout: 5000,
+    readMetadata: NEST_ONLY_FUNCTIONS,
     ...options,
   });
 }

@@ -173,9 +173,14 @@ export class Resources {
     return admin;
   }
 
-  /** A ClientGearman (connects on first use). */
+  /** A ClientGearman (connects on first use), logging into a CapturingLogger unless told otherwise. */
   clientProxy(options: WithServers<GearmanClientProxyOptions> = {}): ClientGearman {
-    const client = new ClientGearman({ servers: this.servers(), connectTimeout: 3000, ...options });
+    const client = new ClientGearman({
+      servers: this.servers(),
+      connectTimeout: 3000,
+      logger: new CapturingLogger(),
+      ...options,
+    });
     this.defer(() => client.close());
     return client;
   }

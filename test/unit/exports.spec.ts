@@ -51,6 +51,7 @@ const entries = {
       'GearmanTimeoutError',
       'InjectGearmanClient',
       'ServerGearman',
+      'textCodec',
     ],
     types: [
       'BackoffOptions',
@@ -74,6 +75,7 @@ const entries = {
       'GearmanPatternExtras',
       'GearmanRecordOptions',
       'GearmanServerOptions',
+      'GearmanTelemetryOptions',
       'JobInfo',
       'JobPriority',
       'MaxQueueLimits',
@@ -199,7 +201,7 @@ const entries = {
     file: 'lib/health/index.ts',
     module: health,
     values: ['GearmanHealthIndicator'],
-    types: ['GearmanFunctionCheck', 'GearmanHealthOptions'],
+    types: ['GearmanFunctionCheck', 'GearmanHealthCheck', 'GearmanHealthOptions'],
   },
   'nestjs-gearman/server': {
     file: 'lib/server/index.ts',

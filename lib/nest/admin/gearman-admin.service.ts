@@ -12,6 +12,8 @@ import {
   type WithServer,
   type WorkerInfo,
 } from '../../engine/index.js';
+import { observeAdminMetrics } from '../telemetry/admin-metrics.js';
+import type { GearmanMeter } from '../telemetry/options.js';
 
 export const GEARMAN_ADMIN_OPTIONS = Symbol('GEARMAN_ADMIN_OPTIONS');
 
@@ -39,6 +41,8 @@ export class GearmanAdminService implements OnModuleDestroy {
   private readonly admin: GearmanAdmin;
   private readonly pinger: GearmanClient;
   private readonly pingTimeout: number;
+  /** What unregisters the gauges of each `observeMetrics` call. */
+  private readonly observers: (() => void)[] = [];
 
   constructor(@Inject(GEARMAN_ADMIN_OPTIONS) options: GearmanAdminModuleOptions) {
     this.admin = new GearmanAdmin(options);
@@ -142,7 +146,21 @@ export class GearmanAdminService implements OnModuleDestroy {
     return this.admin.cancelJob(handle, server);
   }
 
+  /**
+   * Registers observable gauges on an OpenTelemetry `meter` for users who scrape them (e.g. with
+   * the Prometheus exporter): `gearman.function.jobs.queued`, `gearman.function.jobs.running` and
+   * `gearman.function.workers`, per function (`messaging.destination.name`) and server
+   * (`server.address`, `server.port`), from one `status` per server at each collection. Returns
+   * what unregisters them; the module's shutdown does too.
+   */
+  observeMetrics(meter: GearmanMeter): () => void {
+    const stop = observeAdminMetrics(meter, () => this.admin.statusByServer());
+    this.observers.push(stop);
+    return stop;
+  }
+
   async onModuleDestroy(): Promise<void> {
+    for (const stop of this.observers.splice(0)) stop();
     await Promise.all([this.admin.close(), this.pinger.close()]);
   }
 }

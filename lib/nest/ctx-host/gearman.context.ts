@@ -29,9 +29,21 @@ export class GearmanContext extends BaseRpcContext<GearmanContextArgs> {
     return this.args[0].functionName;
   }
 
-  /** The unique key the caller gave ('' when none). */
+  /**
+   * The unique key the caller gave ('' when none). Also '' on a server without GRAB_JOB_UNIQ
+   * (Perl's Gearman::Server), whose job assignments do not carry it: do not rely on it there.
+   */
   getUnique(): string {
     return this.args[0].unique;
+  }
+
+  /**
+   * The reducer a reduce job names (`setReducer()` on the caller's record); seen only by a server
+   * with `grab: 'all'`, undefined for other jobs. gearmand does not run the reducer itself: what
+   * to do with it is the handler's.
+   */
+  getReducer(): string | undefined {
+    return this.args[0].reducer;
   }
 
   /** `host:port` of the gearmand that assigned the job. */

@@ -6,7 +6,10 @@ export const GearmanStatus = {
 } as const;
 export type GearmanStatus = (typeof GearmanStatus)[keyof typeof GearmanStatus];
 
-/** Events of `on()` on ServerGearman and ClientGearman: those of the engine worker or client below. */
+/**
+ * Events of `on()` on ServerGearman and ClientGearman: those of the engine worker or client below.
+ * `on()` returns the function that removes the listener.
+ */
 export type GearmanEvents = {
   connected: (server: string) => void;
   disconnected: (server: string, error: Error | undefined) => void;

@@ -1,0 +1,174 @@
+import type { Histogram, Span } from '@opentelemetry/api';
+import type { GearmanJob } from '../../engine/index.js';
+import {
+  type Api,
+  ATTR,
+  type Attributes,
+  DURATION_BUCKETS,
+  errorType,
+  markFailed,
+  secondsSince,
+  serverOf,
+  SYSTEM,
+  Tally,
+  type Telemetry,
+  withErrorType,
+} from './telemetry.js';
+
+interface ClientMetrics {
+  duration: Histogram;
+  sent: Tally;
+  active: Tally;
+}
+
+/** What a span of a job the caller stopped waiting for says (rxjs `timeout()`, an unsubscribe). */
+const UNSUBSCRIBED = { type: 'CANCELLED', message: 'the caller unsubscribed before the job finished' };
+
+/**
+ * ClientGearman's spans and metrics: a span per submitted job, `send {function}` (CLIENT) for a
+ * foreground job and `emit {function}` (PRODUCER) for a background one, from the submit to the
+ * result (foreground) or to JOB_CREATED (background), with its handle and server once created
+ * and an event per WORK_DATA, WORK_STATUS and WORK_WARNING; `messaging.client.operation.duration`,
+ * `messaging.client.sent.messages` and `gearman.client.active_jobs` per function.
+ */
+export class ClientTelemetry {
+  private readonly api: Api;
+  private readonly tracer: Telemetry['tracer'];
+  private readonly metrics: ClientMetrics | undefined;
+  /** Attributes per function and kind (`send`/`emit`), shared by spans and metrics. */
+  private readonly attributes = new Map<string, Attributes>();
+
+  constructor({ api, tracer, meter }: Telemetry) {
+    this.api = api;
+    this.tracer = tracer;
+    this.metrics = meter && {
+      duration: meter.createHistogram('messaging.client.operation.duration', {
+        description:
+          'Duration of a Gearman job as its caller sees it: to the result, or to JOB_CREATED for a background job',
+        unit: 's',
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      }),
+      sent: new Tally(
+        meter.createObservableCounter('messaging.client.sent.messages', {
+          description: 'Jobs submitted',
+          unit: '{message}',
+        }),
+      ),
+      active: new Tally(
+        meter.createObservableUpDownCounter('gearman.client.active_jobs', {
+          description: 'Jobs submitted and not yet finished (foreground) or created (background)',
+          unit: '{job}',
+        }),
+      ),
+    };
+  }
+
+  /**
+   * Starts the span and metrics of a job about to be submitted to `fn`, in the caller's context;
+   * undefined when there is nothing to record or propagate (no SDK, no sampled parent).
+   */
+  start(fn: string, background: boolean): JobTrace | undefined {
+    const attributes = this.attributesOf(fn, background);
+    const span = this.tracer?.startSpan(`${background ? 'emit' : 'send'} ${fn}`, {
+      kind: background ? this.api.SpanKind.PRODUCER : this.api.SpanKind.CLIENT,
+      attributes,
+    });
+    const traced = span !== undefined && (span.isRecording() || this.api.isSpanContextValid(span.spanContext()));
+    if (!traced && this.metrics === undefined) return undefined;
+    this.metrics?.active.add(1, attributes);
+    return new JobTrace(this.api, traced ? span : undefined, this.metrics, attributes);
+  }
+
+  private attributesOf(fn: string, background: boolean): Attributes {
+    const key = background ? `emit ${fn}` : `send ${fn}`;
+    let attributes = this.attributes.get(key);
+    if (attributes === undefined) {
+      attributes = {
+        [ATTR.system]: SYSTEM,
+        [ATTR.destination]: fn,
+        [ATTR.operationType]: 'send',
+        [ATTR.operationName]: background ? 'emit' : 'send',
+      };
+      this.attributes.set(key, attributes);
+    }
+    return attributes;
+  }
+}
+
+/** One job's span and timing. */
+export class JobTrace {
+  private readonly started = performance.now();
+  private ended = false;
+  private job: GearmanJob | undefined;
+
+  constructor(
+    private readonly api: Api,
+    private readonly span: Span | undefined,
+    private readonly metrics: ClientMetrics | undefined,
+    private readonly attributes: Attributes,
+  ) {}
+
+  /**
+   * The metadata to send, with the job's trace context added by the app's propagator (W3C
+   * `traceparent`/`tracestate` with the OpenTelemetry SDK's default). A copy: Nest's packet
+   * metadata stays as the caller made it.
+   */
+  inject(metadata: Record<string, string> | undefined): Record<string, string> | undefined {
+    if (this.span === undefined) return metadata;
+    const carrier: Record<string, string> = { ...metadata };
+    this.api.propagation.inject(this.api.trace.setSpan(this.api.context.active(), this.span), carrier);
+    return carrier;
+  }
+
+  /**
+   * Follows a submitted job: a background job to JOB_CREATED; for a foreground one, the progress
+   * events (its data and end come from ClientGearman, which reads them anyway: `data()`, `end()`).
+   */
+  attach(job: GearmanJob): void {
+    this.job = job;
+    if (job.background) {
+      job.on('created', () => this.end());
+      job.on('fail', (error) => this.end(error));
+      return;
+    }
+    const span = this.span;
+    if (!span?.isRecording()) return;
+    job.on('warning', (data) => span.addEvent('WORK_WARNING', { [ATTR.bodySize]: data.length }));
+    job.on('status', (numerator, denominator) =>
+      span.addEvent('WORK_STATUS', { [ATTR.numerator]: numerator, [ATTR.denominator]: denominator }),
+    );
+  }
+
+  /** A WORK_DATA of the foreground job. */
+  data(data: Buffer): void {
+    this.span?.addEvent('WORK_DATA', { [ATTR.bodySize]: data.length });
+  }
+
+  /** Ends the span (failed when `err` is given) and records the metrics; once. */
+  end(err?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    const span = this.span;
+    if (span?.isRecording() && this.job?.handle !== undefined) {
+      span.setAttribute(ATTR.messageId, this.job.handle);
+      if (this.job.server !== undefined) span.setAttributes(serverOf(this.job.server));
+    }
+    let attributes = this.attributes;
+    if (err !== undefined) {
+      const type = err === UNSUBSCRIBED ? UNSUBSCRIBED.type : errorType(err);
+      attributes = withErrorType(attributes, type);
+      if (span !== undefined) markFailed(this.api, span, type, err);
+    }
+    span?.end();
+    if (this.metrics !== undefined) {
+      this.metrics.duration.record(secondsSince(this.started), attributes);
+      this.metrics.sent.add(1, attributes);
+      this.metrics.active.add(-1, this.attributes);
+    }
+  }
+
+  /** The caller unsubscribed while the job ran. */
+  unsubscribed(): void {
+    this.end(UNSUBSCRIBED);
+  }
+}

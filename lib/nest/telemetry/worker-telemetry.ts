@@ -1,0 +1,143 @@
+import type { Context, Histogram, Link, Span } from '@opentelemetry/api';
+import type { WorkerJob } from '../../engine/index.js';
+import {
+  type Api,
+  ATTR,
+  type Attributes,
+  DURATION_BUCKETS,
+  errorType,
+  markFailed,
+  secondsSince,
+  serverOf,
+  SYSTEM,
+  Tally,
+  type Telemetry,
+  withErrorType,
+} from './telemetry.js';
+
+interface Processing {
+  readonly span: Span | undefined;
+  readonly attributes: Attributes;
+  readonly started: number;
+  /** The first failure reported for the job. */
+  failure: { type: string; err: unknown } | undefined;
+}
+
+/**
+ * ServerGearman's spans and metrics: a CONSUMER span `process {function}` per job, around its
+ * handler (which runs in the span's context, so its own calls join the trace), with the trace
+ * context of a metadata envelope as parent (a message handler: the caller waits for it) or as a
+ * link (an event handler: a background job, which may run long after it was submitted);
+ * `messaging.process.duration`, `messaging.client.consumed.messages` and
+ * `gearman.worker.active_jobs` per function.
+ */
+export class WorkerTelemetry {
+  private readonly api: Api;
+  private readonly tracer: Telemetry['tracer'];
+  private readonly metrics: { duration: Histogram; consumed: Tally; active: Tally } | undefined;
+  private readonly attributes = new Map<string, Attributes>();
+  private readonly running = new WeakMap<WorkerJob, Processing>();
+
+  constructor({ api, tracer, meter }: Telemetry) {
+    this.api = api;
+    this.tracer = tracer;
+    this.metrics = meter && {
+      duration: meter.createHistogram('messaging.process.duration', {
+        description: 'Duration of a Gearman job on this worker, from its assignment to its answer',
+        unit: 's',
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      }),
+      consumed: new Tally(
+        meter.createObservableCounter('messaging.client.consumed.messages', {
+          description: 'Jobs assigned to this worker',
+          unit: '{message}',
+        }),
+      ),
+      active: new Tally(
+        meter.createObservableUpDownCounter('gearman.worker.active_jobs', {
+          description: 'Jobs running on this worker',
+          unit: '{job}',
+        }),
+      ),
+    };
+  }
+
+  /**
+   * Runs `run` (the job's handler, resolving once the job is answered) inside the job's span.
+   * `metadata`: what the job's envelope carried (only where the pattern reads it).
+   */
+  process(
+    job: WorkerJob,
+    background: boolean,
+    metadata: Record<string, string> | undefined,
+    run: () => Promise<void>,
+  ): Promise<void> {
+    const api = this.api;
+    const attributes = this.attributesOf(job.functionName);
+    let parent: Context = api.ROOT_CONTEXT;
+    let links: Link[] | undefined;
+    if (metadata !== undefined && this.tracer !== undefined) {
+      const remote = api.propagation.extract(api.ROOT_CONTEXT, metadata);
+      if (background) {
+        const producer = api.trace.getSpanContext(remote);
+        if (producer !== undefined && api.isSpanContextValid(producer)) links = [{ context: producer }];
+        parent = api.trace.deleteSpan(remote);
+      } else parent = remote;
+    }
+    const span = this.tracer?.startSpan(
+      `process ${job.functionName}`,
+      { kind: api.SpanKind.CONSUMER, attributes, links },
+      parent,
+    );
+    if (span?.isRecording()) {
+      span.setAttribute(ATTR.messageId, job.handle);
+      span.setAttribute(ATTR.bodySize, job.payload.length);
+      span.setAttributes(serverOf(job.server));
+    }
+    if (this.metrics !== undefined) {
+      this.metrics.consumed.add(1, attributes);
+      this.metrics.active.add(1, attributes);
+    }
+    this.running.set(job, { span, attributes, started: performance.now(), failure: undefined });
+    const answered = span === undefined ? run() : api.context.with(api.trace.setSpan(parent, span), run);
+    return answered.then(() => this.end(job));
+  }
+
+  /** The job failed (a handler error, a payload it could not read): its span and metrics say so. */
+  failed(job: WorkerJob, err: unknown): void {
+    const processing = this.running.get(job);
+    if (processing !== undefined) processing.failure ??= { type: errorType(err), err };
+  }
+
+  /** Ends the job's span and records its metrics; once (the worker may answer before the handler returns). */
+  end(job: WorkerJob): void {
+    const processing = this.running.get(job);
+    if (processing === undefined) return;
+    this.running.delete(job);
+    const { span, failure } = processing;
+    let attributes = processing.attributes;
+    if (failure !== undefined) {
+      attributes = withErrorType(attributes, failure.type);
+      if (span !== undefined) markFailed(this.api, span, failure.type, failure.err);
+    }
+    span?.end();
+    if (this.metrics !== undefined) {
+      this.metrics.duration.record(secondsSince(processing.started), attributes);
+      this.metrics.active.add(-1, processing.attributes);
+    }
+  }
+
+  private attributesOf(fn: string): Attributes {
+    let attributes = this.attributes.get(fn);
+    if (attributes === undefined) {
+      attributes = {
+        [ATTR.system]: SYSTEM,
+        [ATTR.destination]: fn,
+        [ATTR.operationType]: 'process',
+        [ATTR.operationName]: 'process',
+      };
+      this.attributes.set(fn, attributes);
+    }
+    return attributes;
+  }
+}
