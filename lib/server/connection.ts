@@ -1,21 +1,22 @@
 /**
  * One client, worker or admin connection of the embedded server: it frames what arrives (binary
  * packets and admin lines may share a connection, as on gearmand), runs each packet as gearmand
- * 1.1.20 does (libgearman-server/server.cc), and queues the replies in order on one PacketWriter
+ * 1.1.20 does (libgearman-server/server.cc), and queues the replies in order on one ReplyWriter
  * that the server flushes once per event-loop turn.
  * For development and tests; production stays on gearmand.
  */
 import type { Socket } from 'node:net';
 import { view } from '../protocol/buffers.js';
 import { parsePacket } from '../protocol/decoder.js';
-import { type PacketArg, PacketWriter } from '../protocol/encoder.js';
+import type { PacketArg } from '../protocol/encoder.js';
 import { HEADER_SIZE, PACKET_SPECS, PacketType } from '../protocol/packet-types.js';
 import type { AdminPeer } from './admin.js';
-import { atoiU32, cLength, cString, strtoll } from './hash.js';
+import { atoiU32, cLength, cString, nulAt, strtoll } from './hash.js';
 import { type Client, type GearmanFunction, HIGH, LOW, NORMAL, type Priority, type Registration } from './job-queue.js';
 import type { Job } from './job-queue.js';
-import { GEARMAND_BUFFER, type JobServer, MAX_UNIQUE, type ServerPeer, type SubmitResult } from './job-server.js';
+import { GEARMAND_BUFFER, type JobServer, MAX_UNIQUE, type ServerPeer } from './job-server.js';
 import type { LogFn } from './log.js';
+import { ReplyWriter } from './reply-writer.js';
 
 /** What a connection needs of the server around it. */
 export interface ConnectionHost {
@@ -32,6 +33,11 @@ export interface ConnectionHost {
 
 /** Partial packets up to this size wait in a small buffer joined with the next chunk; larger ones get their own. */
 const SMALL_PARTIAL = 64 * 1024;
+/**
+ * A flush of several chunks up to this many bytes is joined into one buffer for one socket write:
+ * a copy costs less than Node's corked (writev) path, which also stays cold and unoptimized.
+ */
+const JOIN_LIMIT = 64 * 1024;
 /** Past this many bytes waiting to be written, the connection's own input is paused until the socket drains. */
 const OUTPUT_HIGH_WATER = 16 * 1024 * 1024;
 /** gearmand's `GEARMAND_SERVER_CON_ID_SIZE` less the NUL. */
@@ -65,7 +71,7 @@ export class ServerConnection implements ServerPeer, AdminPeer {
   /** Queued for the next flush. */
   dirty = false;
   closed = false;
-  private readonly writer = new PacketWriter('RES');
+  private readonly writer = new ReplyWriter();
   /** Chunks taken from the writer to put an admin reply after them, in order. */
   private taken: Buffer[] | null = null;
   /** Bytes of an incomplete header, line or small packet, to join with the next chunk. */
@@ -127,7 +133,10 @@ export class ServerConnection implements ServerPeer, AdminPeer {
     }
     if (this.closed || chunks.length === 0) return;
     const socket = this.socket;
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) total += chunks[i].length;
     if (chunks.length === 1) socket.write(chunks[0]);
+    else if (total <= JOIN_LIMIT) socket.write(Buffer.concat(chunks, total));
     else {
       socket.cork();
       for (const chunk of chunks) socket.write(chunk);
@@ -518,17 +527,17 @@ export class ServerConnection implements ServerPeer, AdminPeer {
     );
   }
 
-  private created(result: SubmitResult): void {
-    if ('error' in result) this.error(result.error[0], result.error[1]);
-    else this.send(PacketType.JOB_CREATED, [result.job.handleArg]);
+  private created(job: Job | null): void {
+    if (job === null) this.error('QUEUE_ERROR', 'Job queue is full');
+    else this.send(PacketType.JOB_CREATED, [job.handleArg]);
   }
 
   /** SUBMIT_JOB and its priority and background forms, read in place: function NUL unique NUL data. */
   private submitInPlace(type: number, buf: Buffer, start: number, end: number, chunkLength: number): boolean {
-    const fnEnd = buf.indexOf(0, start);
-    if (fnEnd < 0 || fnEnd >= end) return false;
-    const uniqueEnd = buf.indexOf(0, fnEnd + 1);
-    if (uniqueEnd < 0 || uniqueEnd >= end) return false;
+    const fnEnd = nulAt(buf, start, end);
+    if (fnEnd < 0) return false;
+    const uniqueEnd = nulAt(buf, fnEnd + 1, end);
+    if (uniqueEnd < 0) return false;
     // Each NUL-terminated argument must fit gearmand's 8 KiB receive buffer.
     if (fnEnd - start + 1 > GEARMAND_BUFFER || uniqueEnd - fnEnd > GEARMAND_BUFFER) return false;
     const uniqueLength = uniqueEnd - fnEnd - 1;
@@ -552,16 +561,16 @@ export class ServerConnection implements ServerPeer, AdminPeer {
 
   /** WORK_COMPLETE read in place: handle NUL data. */
   private completeInPlace(buf: Buffer, start: number, end: number): boolean {
-    const handleEnd = buf.indexOf(0, start);
-    if (handleEnd < 0 || handleEnd >= end) return false;
+    const handleEnd = nulAt(buf, start, end);
+    if (handleEnd < 0) return false;
     if (handleEnd - start + 1 > GEARMAND_BUFFER) return false;
     const jobs = this.jobs;
     const job = jobs.runningOn(this, buf, start, handleEnd);
     if (job === undefined) this.error('JOB_NOT_FOUND', RESULT_NOT_FOUND);
     else {
-      if (job.clients.length > 0) {
-        jobs.forward(job, PacketType.WORK_COMPLETE, [view(buf, start, handleEnd), view(buf, handleEnd + 1, end)]);
-      }
+      // The job's own handle: the same bytes as the packet's (find matched them), without a view.
+      if (job.clients.length > 0)
+        jobs.forward(job, PacketType.WORK_COMPLETE, [job.handleArg, view(buf, handleEnd + 1, end)]);
       jobs.free(job);
     }
     return true;
@@ -655,7 +664,8 @@ function ownRange(buf: Buffer, start: number, end: number, chunkLength: number):
     slabUsed = 0;
   }
   const at = slabUsed;
-  buf.copy(slab, at, start, end);
+  // TypedArray#set of a view: no Buffer#copy wrapper to call (or to optimize at startup).
+  slab.set(view(buf, start, end), at);
   slabUsed = (at + n + 7) & ~7;
   return view(slab, at, at + n);
 }

@@ -53,10 +53,6 @@ export const GEARMAND_BUFFER = 8192;
 const EMPTY = Buffer.alloc(0);
 const DASH = 0x2d;
 
-export type SubmitResult = { readonly job: Job } | { readonly error: readonly [code: string, text: string] };
-
-const QUEUE_FULL = ['QUEUE_ERROR', 'Job queue is full'] as const;
-
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export class JobServer {
@@ -79,6 +75,8 @@ export class JobServer {
   private readonly prefix: string;
   private readonly asciiHandles: boolean;
   private closed = false;
+  /** The priority of the registration {@link source} returned last. */
+  private sourcePriority: Priority = NORMAL;
 
   constructor(
     readonly options: ResolvedServerOptions,
@@ -126,6 +124,7 @@ export class JobServer {
    * gearmand's `gearman_server_job_add_reducer`: merges onto a job of the same function and unique,
    * or creates one (queued, sleeping workers woken). `client`: the submitting connection for a
    * foreground job, undefined for a background one. The caller has checked the unique's length.
+   * Null when the queue is full (maxqueue, maxQueue or maxQueueBytes): gearmand's QUEUE_ERROR.
    */
   submit(
     client: Peer | undefined,
@@ -136,13 +135,13 @@ export class JobServer {
     data: Buffer,
     priority: Priority,
     when: number,
-  ): SubmitResult {
+  ): Job | null {
     const key = coalesceKey(u, data);
     let job = key === undefined ? undefined : fn.byUnique.get(key);
     if (job === undefined) {
       const limit = fn.maxQueue[priority];
-      if ((limit > 0 && fn.total >= limit) || this.held >= this.options.maxQueue) return { error: QUEUE_FULL };
-      if (this.heldBytes + data.length > this.options.maxQueueBytes) return { error: QUEUE_FULL };
+      if ((limit > 0 && fn.total >= limit) || this.held >= this.options.maxQueue) return null;
+      if (this.heldBytes + data.length > this.options.maxQueueBytes) return null;
       const id = this.handleCount++;
       let handle = `${this.prefix}:${id}`;
       let handleArg: PacketArg = handle;
@@ -181,7 +180,7 @@ export class JobServer {
       else job.clients.push(record);
       client.clients.add(record);
     }
-    return { job };
+    return job;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -316,22 +315,30 @@ export class JobServer {
     }
   }
 
-  /** Where a GRAB of this connection would take from: the registration and priority, or null. */
-  private source(peer: ServerPeer): { reg: Registration; priority: Priority } | null {
+  /**
+   * Where a GRAB of this connection would take from: the registration, or null; its priority is
+   * left in {@link sourcePriority} (no object per GRAB).
+   */
+  private source(peer: ServerPeer): Registration | null {
     const regs = peer.registrations;
     if (this.options.globalPriority) {
       for (let p = HIGH; p <= LOW; p++) {
-        for (let i = 0; i < regs.length; i++)
-          if (regs[i].fn.has(p as Priority)) return { reg: regs[i], priority: p as Priority };
+        for (let i = 0; i < regs.length; i++) {
+          if (regs[i].fn.has(p as Priority)) {
+            this.sourcePriority = p as Priority;
+            return regs[i];
+          }
+        }
       }
       return null;
     }
     for (let i = 0; i < regs.length; i++) {
       const fn = regs[i].fn;
       if (fn.queued === 0) continue;
-      if (fn.has(HIGH)) return { reg: regs[i], priority: HIGH };
-      if (fn.has(NORMAL)) return { reg: regs[i], priority: NORMAL };
-      if (fn.has(LOW)) return { reg: regs[i], priority: LOW };
+      const p = fn.has(HIGH) ? HIGH : fn.has(NORMAL) ? NORMAL : fn.has(LOW) ? LOW : -1;
+      if (p < 0) continue;
+      this.sourcePriority = p as Priority;
+      return regs[i];
     }
     return null;
   }
@@ -343,10 +350,9 @@ export class JobServer {
   take(peer: ServerPeer): Job | null {
     this.promoteDue(false);
     for (;;) {
-      const found = this.source(peer);
-      if (found === null) return null;
-      const { reg, priority } = found;
-      const job = reg.fn.take(priority)!;
+      const reg = this.source(peer);
+      if (reg === null) return null;
+      const job = reg.fn.take(this.sourcePriority)!;
       if (this.options.roundRobin) {
         const regs = peer.registrations;
         regs.splice(regs.indexOf(reg), 1);
@@ -368,11 +374,11 @@ export class JobServer {
   hasWork(peer: ServerPeer): boolean {
     this.promoteDue(false);
     for (;;) {
-      const found = this.source(peer);
-      if (found === null) return false;
-      const job = found.reg.fn.peek(found.priority)!;
+      const reg = this.source(peer);
+      if (reg === null) return false;
+      const job = reg.fn.peek(this.sourcePriority)!;
       if (!job.ignore) return true;
-      found.reg.fn.take(found.priority);
+      reg.fn.take(this.sourcePriority);
       this.free(job);
     }
   }
