@@ -426,7 +426,7 @@ describe('GearmanAdminConnection failures', () => {
     try {
       const pid = await admin.getpid();
       // Freeze gearmand so the command is on the wire with no reply, then kill it.
-      process.kill(pid, 'SIGSTOP');
+      await res.freeze(pid);
       const inFlight = rejection(admin.status());
       await g.kill();
       const lost = await inFlight;

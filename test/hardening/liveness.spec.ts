@@ -17,7 +17,7 @@ import { GearmanClient, GearmanConnectionError, GearmanError, type GearmanWorker
 import { resolveConnectionOptions } from '../../lib/engine/options.js';
 import { PacketType } from '../../lib/protocol/index.js';
 import { invalidArgument, rejection } from '../support/errors.js';
-import { fnName, type GearmandHandle, useGearmand, useResources } from '../support/harness.js';
+import { fnName, useGearmand, useResources } from '../support/harness.js';
 import { freePort, listenOnLoopback } from '../support/servers.js';
 import { eventually, nextEvent, quietPeriod, recordEvents, within } from '../support/wait.js';
 import { useSelfSignedCert } from '../support/tls.js';
@@ -28,24 +28,6 @@ const DETECT_BOUND = 2 * HB.interval + HB.timeout + 600;
 
 const figures: string[] = [];
 afterAll(() => console.log(`liveness figures:\n  ${figures.join('\n  ')}`));
-
-/** SIGSTOPs a gearmand; the returned function (also run at cleanup) SIGCONTs it. */
-function freeze(res: ReturnType<typeof useResources>, g: GearmandHandle): () => void {
-  const pid = g.server.pid!;
-  let frozen = true;
-  const thaw = () => {
-    if (!frozen) return;
-    frozen = false;
-    try {
-      process.kill(pid, 'SIGCONT');
-    } catch {
-      // already gone
-    }
-  };
-  res.defer(thaw);
-  process.kill(pid, 'SIGSTOP');
-  return thaw;
-}
 
 /** global.gc, made available without `node --expose-gc`. */
 function gc(): () => void {
@@ -103,7 +85,7 @@ describe('a frozen server (SIGSTOP)', () => {
     const [connA] = client.connections;
     expect((await client.submit(fn, 'warm').result()).toString()).toBe('warm');
     const dead = nextEvent<[string, GearmanConnectionError]>(connA, 'dead', DETECT_BOUND + 2000);
-    const thaw = freeze(res, a);
+    const thaw = await res.freeze(a.server.pid!);
     const frozenAt = performance.now();
     // Sent to the frozen server (still "connected"): 5 plain jobs and 5 that may retry.
     const plain = Array.from({ length: 5 }, (_, i) => client.submit(fn, `plain-${i}`));
@@ -169,7 +151,7 @@ describe('a frozen server (SIGSTOP)', () => {
     const client = await res.client({ servers: [a.address, b.address], submitTimeout: 3000, heartbeat: HB });
     const connA = client.connections[0];
     const dead = nextEvent(connA, 'dead', DETECT_BOUND + 2000);
-    freeze(res, a);
+    await res.freeze(a.server.pid!);
     const frozenAt = performance.now();
     await dead;
     const detectMs = performance.now() - frozenAt;
@@ -188,7 +170,7 @@ describe('a frozen server (SIGSTOP)', () => {
   it('with the default heartbeat (1000 / 2000 ms), a frozen server is declared dead within 2 x interval + timeout', async () => {
     const client = await res.client({ servers: [a.address, b.address], strategy: 'failover' });
     const dead = nextEvent(client.connections[0], 'dead', 8000);
-    freeze(res, a);
+    await res.freeze(a.server.pid!);
     const frozenAt = performance.now();
     await dead;
     const detectMs = performance.now() - frozenAt;
@@ -202,7 +184,7 @@ describe('a frozen server (SIGSTOP)', () => {
     const { worker, fn } = await echoWorker({ maxJobs: 1, pollInterval: 30 });
     const client = await res.client({ servers: b.address });
     const workerDead = nextEvent(worker.connections[0], 'dead', DETECT_BOUND + 5000);
-    freeze(res, a);
+    await res.freeze(a.server.pid!);
     const frozenAt = performance.now();
     const states = (worker as unknown as { states: { grabs: number }[] }).states;
     await eventually(() => states[0].grabs > 0, 3000, 'a GRAB on the frozen server');
@@ -222,7 +204,7 @@ describe('a frozen server (SIGSTOP)', () => {
     const client = await res.client({ servers: a.address, heartbeat: false, submitTimeout: 60_000 });
     const conn = client.connections[0];
     const fn = fnName('flood');
-    freeze(res, a);
+    await res.freeze(a.server.pid!);
     const memory = () => {
       collect();
       collect();

@@ -5,7 +5,6 @@
  * the indicator returns them and as Terminus's HealthCheckService composes them.
  */
 import 'reflect-metadata';
-import { readdirSync, readFileSync } from 'node:fs';
 import { ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { Test } from '@nestjs/testing';
@@ -26,30 +25,6 @@ async function healthApp(servers: string[], options: Omit<GearmanAdminModuleOpti
   }).compile();
   res.defer(() => moduleRef.close());
   return { gearman: moduleRef.get(GearmanHealthIndicator), health: moduleRef.get(HealthCheckService) };
-}
-
-/**
- * SIGSTOPs a gearmand and waits until every thread of it has stopped: kill() only queues the
- * signal, and a thread that is running may still answer what arrives meanwhile. The returned
- * function (also run at cleanup) SIGCONTs it.
- */
-async function freeze(pid: number): Promise<() => void> {
-  let frozen = true;
-  const thaw = () => {
-    if (!frozen) return;
-    frozen = false;
-    process.kill(pid, 'SIGCONT');
-  };
-  res.defer(thaw);
-  process.kill(pid, 'SIGSTOP');
-  // The state is the field after the command, which is in parentheses (Linux's proc(5)).
-  const state = (task: string) => readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').split(') ')[1][0];
-  await eventually(
-    () => readdirSync(`/proc/${pid}/task`).every((task) => state(task) === 'T'),
-    2000,
-    'gearmand to stop',
-  );
-  return thaw;
 }
 
 /** `count` background jobs of `fn` queued on `g`, each created. */
@@ -91,7 +66,7 @@ describe('up', () => {
     const { gearman } = await healthApp([g.address, g1.address]);
     // Connects the pinger, so the ECHO below goes out at once.
     expect((await gearman.pingCheck()).gearman.status).toBe('up');
-    const thaw = await freeze(g.pid!);
+    const thaw = await res.freeze(g.pid!);
     const check = gearman.pingCheck().then((r) => r);
     await new Promise((resolve) => setTimeout(resolve, 400)); // the stall being measured
     thaw();
@@ -253,7 +228,7 @@ describe('down', () => {
     const g = await res.gearmand();
     const { gearman } = await healthApp([g.address], { pingTimeout: 5000 });
     expect((await gearman.pingCheck('gearman').withTimeout(2000)).gearman.status).toBe('up');
-    const thaw = await freeze(g.pid!);
+    const thaw = await res.freeze(g.pid!);
     const frozen = await gearman.pingCheck('gearman').withTimeout(300);
     expect(frozen.gearman).toEqual({
       status: 'down',

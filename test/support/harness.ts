@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach } from '@jest/globals';
 import type { INestMicroservice, LoggerService, ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -27,7 +28,7 @@ import {
 } from '../../lib/index.js';
 import { spawnTsx, type TsxChild } from './child.js';
 import { Gearmand, type GearmandOptions, type SilentServer, silentServer } from './servers.js';
-import { type Deferred, deferred, within } from './wait.js';
+import { type Deferred, deferred, eventually, within } from './wait.js';
 
 export interface GearmandHandle {
   /** `host:port` of the running gearmand. */
@@ -213,6 +214,32 @@ export class Resources {
     const server = await silentServer();
     this.defer(() => server.close());
     return server;
+  }
+
+  /**
+   * SIGSTOPs a process (a gearmand: a frozen server) and waits until every thread of it has
+   * stopped, as Linux's /proc shows (kill() only queues the signal: a running thread may still
+   * answer what arrives meanwhile). The returned function, also run at cleanup, SIGCONTs it.
+   */
+  async freeze(pid: number): Promise<() => void> {
+    let frozen = true;
+    const thaw = (): void => {
+      if (!frozen) return;
+      frozen = false;
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    };
+    this.defer(thaw);
+    process.kill(pid, 'SIGSTOP');
+    const tasks = `/proc/${pid}/task`;
+    if (!existsSync(tasks)) return thaw; // not Linux: nothing to wait on
+    // A thread's state is the field after its command, which is in parentheses (proc(5)).
+    const state = (task: string): string => readFileSync(`${tasks}/${task}/stat`, 'utf8').split(') ')[1][0];
+    await eventually(() => readdirSync(tasks).every((task) => state(task) === 'T'), 2000, `process ${pid} to stop`);
+    return thaw;
   }
 
   /** A TypeScript fixture in its own Node process (support/child.ts). */
