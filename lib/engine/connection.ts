@@ -8,7 +8,7 @@ import { isReplyType, type Packet, PacketType, packetName, replyTypeOf } from '.
 import { backoffDelay } from './backoff.js';
 import { GearmanConnectionError, GearmanServerError, GearmanTimeoutError } from './errors.js';
 import { Fifo } from '../protocol/fifo.js';
-import type { SocketSettings } from './options.js';
+import type { PacketTap, SocketSettings } from './options.js';
 import type { ResolvedServer } from './servers.js';
 import { openSocket } from './socket.js';
 
@@ -82,6 +82,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private socket: Socket | undefined;
   private readonly decoder: PacketDecoder;
+  /** The `tap` option: one test per packet when unset. */
+  private readonly tap: PacketTap | undefined;
   private readonly writer = new PacketWriter('REQ');
   private readonly replies = new Fifo<ReplyHandler>();
   /** The request type of each entry of `replies`, in step with it. */
@@ -136,6 +138,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     private readonly settings: SocketSettings,
   ) {
     super();
+    this.tap = settings.tap;
     this.decoder = new PacketDecoder((packet) => this.dispatch(packet), {
       magic: 'RES',
       maxPacketSize: settings.maxPacketSize,
@@ -254,6 +257,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
         this.address,
       );
     }
+    if (this.tap !== undefined) this.tapOut(type, args);
     this.writer.push(type, args);
     this.scheduleFlush();
   }
@@ -321,6 +325,40 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
       socket.end();
       setTimeout(() => socket.destroy(), 1000).unref();
     });
+  }
+
+  /**
+   * Requests awaiting their reply other than the heartbeat's ECHO_REQ: the connection's own
+   * liveness check is no work (the client's `idleTimeout`).
+   */
+  get requestsPending(): number {
+    return this.replies.length - (this.echoOutstanding ? 1 : 0);
+  }
+
+  /**
+   * Closes a connection that has nothing to do (the client's `idleTimeout`) and goes back to `idle`:
+   * no reconnect until the next start(). At once, so a send right after it finds it not connected
+   * (the old socket's late events are ignored, as for any replaced socket). Emits `disconnected`
+   * without an error, as close() does.
+   */
+  suspend(): void {
+    const socket = this.socket;
+    if (this.state !== 'connected' || socket === undefined) return;
+    this.detach();
+    this.state = 'idle';
+    this.attempt = 0;
+    this.proven = false;
+    this.openedAt = 0;
+    this.failPending(
+      new GearmanConnectionError(
+        'CONNECTION_LOST',
+        `The idle connection to gearmand at ${this.address} was closed`,
+        this.address,
+      ),
+    );
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
+    this.emit('disconnected', this.address, undefined);
   }
 
   /** Drops the socket now, as a network failure would (reconnects unless closed). */
@@ -395,6 +433,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.probing = true;
     this.replies.push(this.probeReply);
     this.requestTypes.push(PacketType.ECHO_REQ);
+    if (this.tap !== undefined) this.tapOut(PacketType.ECHO_REQ, [EMPTY]);
     socket.write(ECHO_PACKET);
     this.heartbeatTimer = setTimeout(() => {
       if (socket !== this.socket || !this.probing) return;
@@ -583,8 +622,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     return true;
   }
 
-  private onClose(socket: Socket): void {
-    if (socket !== this.socket) return;
+  /** Lets go of the current socket's state: its queued bytes, partial packet, heartbeat. */
+  private detach(): void {
     this.socket = undefined;
     this.waitingDrain = false;
     this.flushScheduled = false;
@@ -594,6 +633,11 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     this.heartbeatTimer = undefined;
     this.echoOutstanding = false;
     this.probing = false;
+  }
+
+  private onClose(socket: Socket): void {
+    if (socket !== this.socket) return;
+    this.detach();
     // Healthy: a packet came (a reply, NOOP, JOB_ASSIGN...), or the connection lasted. Only then does
     // the backoff start again from its first delay.
     if (this.proven || (this.openedAt > 0 && performance.now() - this.openedAt >= HEALTHY_UPTIME)) this.attempt = 0;
@@ -652,6 +696,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
 
   private dispatch(packet: Packet): void {
     this.proven = true;
+    if (this.tap !== undefined) this.tapIn(packet);
     const type = packet.type;
     if (isReplyType(type)) {
       const sent = this.requestTypes.shift();
@@ -751,6 +796,38 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
         'error',
         new GearmanConnectionError('CONNECTION_LOST', `${message} (gearmand at ${this.address})`, this.address),
       );
+    }
+  }
+
+  private tapIn(packet: Packet): void {
+    this.tapped({ direction: 'in', server: this.address, packet });
+  }
+
+  /** An outgoing packet as the protocol layer types it: string arguments as their UTF-8 bytes (what is sent). */
+  private tapOut(type: number, args: readonly PacketArg[]): void {
+    const bytes = args.map((a) =>
+      typeof a === 'string' ? Buffer.from(a) : Buffer.isBuffer(a) ? a : Buffer.from(a.buffer, a.byteOffset, a.length),
+    );
+    this.tapped({ direction: 'out', server: this.address, packet: { type, args: bytes } });
+  }
+
+  /** A throwing tap must not cost the packet (or, reading, the connection): reported as an `error`. */
+  private tapped(event: Parameters<PacketTap>[0]): void {
+    try {
+      this.tap!(event);
+    } catch (err) {
+      if (this.listenerCount('error') > 0) {
+        const what = `${event.direction === 'in' ? 'a' : 'an outgoing'} ${packetName(event.packet.type)}`;
+        this.emit(
+          'error',
+          new GearmanError(
+            'INVALID_ARGUMENT',
+            `The tap option's function threw on ${what} (gearmand at ${this.address}): ${String(err)}. ` +
+              'The packet was handled as usual; make the tap catch its own errors',
+            { cause: err },
+          ),
+        );
+      }
     }
   }
 

@@ -2,7 +2,14 @@
  * `nestjs-gearman/engine`: the Gearman client, worker and admin client without Nest. Every name
  * here is public API; what is not listed is internal and may change in any release.
  */
-export { GearmanClient, type GearmanClientEvents, type GearmanClientOptions } from './client/client.js';
+export {
+  GearmanClient,
+  type GearmanClientEvents,
+  type GearmanClientOptions,
+  type JobOutcome,
+  type JobRequest,
+  type RunAllOptions,
+} from './client/client.js';
 export { GearmanJob, type GearmanJobEvents, type JobPriority, type JobState, type JobStatus } from './client/job.js';
 export type { SubmitOptions } from './client/submit-request.js';
 export type { ServerStrategy } from './server-pool.js';
@@ -32,7 +39,7 @@ export {
   type ServerResult,
   type WithServer,
 } from './admin/admin.js';
-export type { ConnectionOptions, HeartbeatOptions } from './options.js';
+export type { ConnectionOptions, HeartbeatOptions, PacketTap, PacketTapEvent } from './options.js';
 export type { BackoffOptions } from './backoff.js';
 export type { ServerAddress, ServerSpec } from './servers.js';
 export {

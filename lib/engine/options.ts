@@ -1,5 +1,5 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { DEFAULT_MAX_PACKET_SIZE } from '../protocol/packet-types.js';
+import { DEFAULT_MAX_PACKET_SIZE, type Packet } from '../protocol/packet-types.js';
 import { type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
 import { invalidArgument } from './errors.js';
 import { type ResolvedServer, resolveServers, type ServerSpec } from './servers.js';
@@ -42,7 +42,26 @@ export interface ConnectionOptions {
   keepAlive?: number | false;
   /** SET_CLIENT_ID on every connection, shown by `gearadmin --workers` (sent again after each reconnect). */
   clientId?: string;
+  /**
+   * Sees every packet of every connection, for debugging: `out` as it is queued for the next write
+   * (heartbeat ECHOs included), `in` before it is handled. Packets above `maxPacketSize` are skipped
+   * unread and not seen. It must not throw (an `error` event reports it if it does) nor keep the
+   * packets it does not copy: their buffers may be views of the read buffer. Costs nothing when unset.
+   */
+  tap?: PacketTap;
 }
+
+/** What {@link ConnectionOptions.tap} is called with. */
+export interface PacketTapEvent {
+  readonly direction: 'in' | 'out';
+  /** `host:port` of the server. */
+  readonly server: string;
+  /** The packet, typed as the protocol layer decodes it (`nestjs-gearman/protocol`: PacketType, packetName). */
+  readonly packet: Packet;
+}
+
+/** See {@link ConnectionOptions.tap}. */
+export type PacketTap = (event: PacketTapEvent) => void;
 
 /** See {@link ConnectionOptions.heartbeat}. */
 export interface HeartbeatOptions {
@@ -86,6 +105,7 @@ export interface SocketSettings {
   readonly maxOutgoing: number;
   readonly heartbeat: Readonly<Required<HeartbeatOptions>> | false;
   readonly keepAlive: number | false;
+  readonly tap: PacketTap | undefined;
 }
 
 export interface ResolvedConnectionOptions extends SocketSettings {
@@ -96,6 +116,9 @@ export interface ResolvedConnectionOptions extends SocketSettings {
 /** Applies the defaults and checks every value, so a bad option fails here with INVALID_ARGUMENT. */
 export function resolveConnectionOptions(options: ConnectionOptions = {}): ResolvedConnectionOptions {
   const reconnect = options.reconnect === false ? false : { ...DEFAULT_BACKOFF, ...options.reconnect };
+  if (options.tap !== undefined && typeof options.tap !== 'function') {
+    throw invalidArgument(`tap must be a function (event) => void, got ${typeof options.tap}`);
+  }
   if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.includes('\0'))) {
     throw invalidArgument(`clientId must be a string without NUL bytes, got ${JSON.stringify(options.clientId)}`);
   }
@@ -123,6 +146,7 @@ export function resolveConnectionOptions(options: ConnectionOptions = {}): Resol
     keepAlive:
       keepAlive === false ? false : positiveInt('keepAlive', keepAlive, ENGINE_DEFAULTS.keepAlive, MAX_TIMER, 0),
     clientId: options.clientId,
+    tap: options.tap,
   };
 }
 

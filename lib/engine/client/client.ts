@@ -16,6 +16,7 @@ import {
   GearmanConnectionError,
   GearmanError,
   GearmanJobError,
+  GearmanTimeoutError,
   invalidArgument,
 } from '../errors.js';
 import {
@@ -28,6 +29,7 @@ import {
 } from '../options.js';
 import { type ServerStrategy, ServerPool } from '../server-pool.js';
 import { Canceller } from './canceller.js';
+import { IdleConnections } from './idle-connections.js';
 import { type GearmanJob, JobControl, type JobStatus } from './job.js';
 import { JobTable } from './job-table.js';
 import { JobTimers } from './job-timers.js';
@@ -49,7 +51,40 @@ export interface GearmanClientOptions extends ConnectionOptions {
    * 0: at once; ClientGearman's default is 5000). New submits are refused from the start of close().
    */
   closeTimeout?: number;
+  /**
+   * Milliseconds after which a connection that had no job is closed (default 0: never): no job in
+   * flight there and none ended there for that long (the heartbeat is no job). It emits
+   * `disconnected` without an error and stays down until a submit needs it: that submit waits for
+   * the reconnect (within `connectTimeout`), as while a server is down. For clients that submit
+   * now and then to many servers, or through links that drop quiet connections.
+   */
+  idleTimeout?: number;
 }
+
+/** One job of {@link GearmanClient.runAll}: what `submit()` takes. */
+export interface JobRequest {
+  functionName: string;
+  payload?: Buffer | string;
+  options?: SubmitOptions;
+}
+
+/** Options of {@link GearmanClient.runAll}. */
+export interface RunAllOptions {
+  /** Jobs in flight at once (default: all of them); the next is submitted as one settles. */
+  concurrency?: number;
+  /**
+   * One deadline in ms for the whole list (default none). Each job is submitted with what is left
+   * of it as its `timeout` (background jobs: as their `submitTimeout`), or its own if shorter, so a
+   * job still queued at the deadline is cancelled and a running one's result dropped, as for any
+   * job timeout; jobs not submitted by then are never sent. All of those get TIMEOUT.
+   */
+  timeout?: number;
+}
+
+/** A job's outcome in {@link GearmanClient.runAll}, as Promise.allSettled's, with the job once submitted. */
+export type JobOutcome =
+  | { status: 'fulfilled'; value: Buffer; job: GearmanJob }
+  | { status: 'rejected'; reason: GearmanError; job: GearmanJob | undefined };
 
 export interface GearmanClientEvents {
   connected: [server: string];
@@ -81,6 +116,10 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   private readonly exceptions: boolean;
   private readonly cancelJob = (job: JobControl): Promise<void> => this.canceller.cancel(job);
   private readonly closeTimeout: number;
+  /** Foreground jobs' default timeout (the `timeout` option). */
+  private readonly timeout: number | undefined;
+  /** The `idleTimeout` option's part; undefined when off. */
+  private readonly idle: IdleConnections | undefined;
   /** Jobs submitted and not settled yet: close() waits for them to reach 0 (or its timeout). */
   private unfinished = 0;
   /** Set while close() drains: called when the last unfinished job settles. */
@@ -98,7 +137,10 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       throw invalidArgument(`Invalid strategy ${JSON.stringify(strategy)}: use ${STRATEGIES.join(', ')}`);
     this.submitTimeout = positiveInt('submitTimeout', options.submitTimeout, ENGINE_DEFAULTS.submitTimeout);
     const timeout = options.timeout === undefined ? undefined : positiveInt('timeout', options.timeout, 0);
+    this.timeout = timeout;
     this.closeTimeout = optionalMs('closeTimeout', options.closeTimeout, 0);
+    const idleTimeout = optionalMs('idleTimeout', options.idleTimeout, 0);
+    this.idle = idleTimeout > 0 ? new IdleConnections(idleTimeout, (conn) => this.tables.get(conn)!.size) : undefined;
     this.exceptions = options.exceptions !== false;
     this.canceller = new Canceller(this.settings.connectTimeout, this.tables, (handle, conn) =>
       this.statusOn(conn, handle),
@@ -171,9 +213,97 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     return this.submit(functionName, payload, options).result();
   }
 
+  /**
+   * Submits a list of jobs, at most `concurrency` in flight, within one deadline (`timeout`), and
+   * resolves with each one's outcome in the order given once all have settled. It never rejects
+   * for a job: a submit refused at once (INVALID_ARGUMENT, CLOSED, ...) is that job's outcome. It
+   * rejects only for invalid `options`.
+   */
+  runAll(requests: readonly JobRequest[], options: RunAllOptions = {}): Promise<JobOutcome[]> {
+    let concurrency: number;
+    let deadline: number | undefined;
+    try {
+      if (!Array.isArray(requests))
+        throw invalidArgument('runAll takes an array of { functionName, payload, options }');
+      concurrency = positiveInt(
+        'concurrency',
+        options.concurrency,
+        Math.max(1, requests.length),
+        Number.MAX_SAFE_INTEGER,
+      );
+      if (options.timeout !== undefined) deadline = performance.now() + positiveInt('timeout', options.timeout, 0);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const total = requests.length;
+    const outcomes = new Array<JobOutcome>(total);
+    let next = 0;
+    let inFlight = 0;
+    let settled = 0;
+    return new Promise((resolve) => {
+      const settle = (i: number, outcome: JobOutcome): void => {
+        outcomes[i] = outcome;
+        if (++settled === total) resolve(outcomes);
+      };
+      const launch = (): void => {
+        while (inFlight < concurrency && next < total) {
+          const i = next++;
+          const left = deadline === undefined ? undefined : Math.ceil(deadline - performance.now());
+          if (left !== undefined && left <= 0) {
+            const { functionName } = requests[i] ?? {};
+            settle(i, {
+              status: 'rejected',
+              reason: new GearmanTimeoutError(
+                `runAll's ${options.timeout} ms deadline passed before job ${i} (${String(functionName)}) was submitted: it was not sent`,
+              ),
+              job: undefined,
+            });
+            continue;
+          }
+          let job: GearmanJob;
+          try {
+            const { functionName, payload, options: submitOptions } = requests[i];
+            job = this.submit(
+              functionName,
+              payload,
+              left === undefined ? submitOptions : this.within(submitOptions, left),
+            );
+          } catch (error) {
+            settle(i, { status: 'rejected', reason: asGearmanError(error), job: undefined });
+            continue;
+          }
+          inFlight++;
+          job.result().then(
+            (value) => done(i, { status: 'fulfilled', value, job }),
+            (reason: GearmanError) => done(i, { status: 'rejected', reason, job }),
+          );
+        }
+      };
+      const done = (i: number, outcome: JobOutcome): void => {
+        inFlight--;
+        settle(i, outcome);
+        launch();
+      };
+      if (total === 0) resolve(outcomes);
+      else launch();
+    });
+  }
+
+  /** A job's options bounded by `left` ms of runAll's deadline: its timeout, or its submit timeout in the background. */
+  private within(options: SubmitOptions = {}, left: number): SubmitOptions {
+    if (options.background === true || options.epoch !== undefined) {
+      const submitTimeout = Math.min(options.submitTimeout ?? this.submitTimeout, left);
+      return { ...options, submitTimeout };
+    }
+    return { ...options, timeout: Math.min(options.timeout ?? this.timeout ?? left, left) };
+  }
+
   /** GET_STATUS for a handle on one server (by default, every server until one knows it). */
   async getStatus(handle: string, server?: string): Promise<JobStatus> {
-    const conns = server ? [this.connectionFor(server)] : this.connections.filter((c) => c.connected);
+    // With idleTimeout, a connection closed for idleness may hold the handle (a background job's): it is reconnected.
+    const conns = server
+      ? [this.connectionFor(server)]
+      : this.connections.filter((c) => c.connected || (this.idle !== undefined && c.state === 'idle'));
     let last: JobStatus | undefined;
     for (const conn of conns) {
       last = await this.statusOn(conn, handle);
@@ -243,6 +373,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
       this.drained = undefined;
     }
     this.closed = true;
+    this.idle?.close();
     const error = new GearmanConnectionError(
       'CLOSED',
       timeout > 0
@@ -270,11 +401,13 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
     conn.onOversize = (packet) => this.onOversize(conn, table, packet);
     conn.onConnect = () => this.onConnect(conn);
     conn.on('connected', (s) => {
+      this.idle?.connected(conn);
       this.emit('connected', s);
       this.router.serverUp(conn);
       this.router.releaseParked();
     });
     conn.on('disconnected', (s, e) => {
+      this.idle?.disconnected(conn);
       this.router.serverLost(conn);
       this.onDisconnect(conn, table, e);
       this.emit('disconnected', s, e);
@@ -409,6 +542,7 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
   /** Stops tracking a settled job (timeouts, aborts, cancels). */
   private untrack(job: JobControl): void {
     if (--this.unfinished === 0 && this.drained) this.drained();
+    if (this.idle !== undefined && job.connection !== undefined) this.idle.touch(job.connection);
     if (job.request.background || !job.connection || job.handle === undefined) return;
     this.tables.get(job.connection)!.remove(job.handle, job);
   }
@@ -444,6 +578,10 @@ export class GearmanClient extends EventEmitter<GearmanClientEvents> {
         'The Gearman client is closing (close() lets jobs in flight finish): it takes no new work; create a new one',
       );
   }
+}
+
+function asGearmanError(error: unknown): GearmanError {
+  return error instanceof GearmanError ? error : new GearmanError('INVALID_ARGUMENT', String(error), { cause: error });
 }
 
 function statusOf(reply: Packet, conn: GearmanConnection): JobStatus {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { GearmanConnection } from '../connection.js';
-import type { GearmanError } from '../errors.js';
+import { type GearmanError, GearmanTimeoutError } from '../errors.js';
+import { optionalMs } from '../options.js';
 import type { SubmitRequest } from './submit-request.js';
 
 export type JobPriority = 'high' | 'normal' | 'low';
@@ -93,6 +94,21 @@ export class GearmanJob extends EventEmitter<GearmanJobEvents> {
     return this.control.result();
   }
 
+  /**
+   * `result()` with a deadline on the waiting only: after `ms` without an outcome it rejects with
+   * TIMEOUT (a GearmanTimeoutError; `finished` is still false) and the job goes on untouched, its
+   * result kept for the next `wait()` or `result()`. To give up the job itself, submit with
+   * `timeout` or call `cancel()`.
+   */
+  wait(ms: number): Promise<Buffer> {
+    try {
+      optionalMs('wait', ms, 0);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.control.wait(ms);
+  }
+
   /** The job's handle once gearmand created it. */
   created(): Promise<string> {
     return this.control.created();
@@ -153,6 +169,34 @@ export class JobControl {
     if (this.outcome)
       return this.outcome.error ? Promise.reject(this.outcome.error) : Promise.resolve(this.outcome.data!);
     return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
+  }
+
+  wait(ms: number): Promise<Buffer> {
+    if (this.outcome) return this.result();
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter<Buffer> = {
+        resolve: (data) => {
+          clearTimeout(timer);
+          resolve(data);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiters?.indexOf(waiter) ?? -1;
+        if (at >= 0) this.waiters!.splice(at, 1);
+        const handle = this.handle === undefined ? '' : ` (${this.handle})`;
+        reject(
+          new GearmanTimeoutError(
+            `Stopped waiting for job ${this.request.functionName}${handle} after ${ms} ms; the job goes on ` +
+              `(${this.state}): wait() again or await result() for its outcome`,
+          ),
+        );
+      }, ms);
+      (this.waiters ??= []).push(waiter);
+    });
   }
 
   created(): Promise<string> {

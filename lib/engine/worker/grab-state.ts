@@ -5,6 +5,8 @@ import type { GearmanConnection } from '../connection.js';
 export class GrabState {
   /** GRABs sent and not answered yet. */
   grabs = 0;
+  /** Jobs from this connection whose handlers run: counted until they end, across reconnects (maxJobsPerServer). */
+  running = 0;
   /** May GRAB (false after NO_JOB until NOOP). */
   awake = true;
   /** PRE_SLEEP sent, waiting for NOOP. */

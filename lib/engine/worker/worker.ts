@@ -32,6 +32,13 @@ export interface GearmanWorkerOptions extends ConnectionOptions {
   /** Jobs run at once across all servers (default 1). The worker only GRABs when a slot is free. */
   maxJobs?: number;
   /**
+   * Jobs run at once from any one server (default `maxJobs`: no cap of its own). Below `maxJobs`,
+   * a server with a long queue cannot take every slot: e.g. `maxJobs: 8, maxJobsPerServer: 4`
+   * keeps half for the other servers. A job counts until its handler ends, even after its
+   * connection dropped.
+   */
+  maxJobsPerServer?: number;
+  /**
    * `uniq` (default): GRAB_JOB_UNIQ, handlers see the unique; `all`: GRAB_JOB_ALL, they see the
    * reducer too. A server that refuses the type (Perl's Gearman::Server has neither) is sent the
    * next one down, learned once per connection from its first answer: GRAB_JOB_UNIQ, then GRAB_JOB,
@@ -114,6 +121,9 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   private readonly running = new Map<WorkerJob, WorkerJobControl>();
   private readonly settings: ResolvedConnectionOptions;
   private readonly maxJobs: number;
+  private readonly maxJobsPerServer: number;
+  /** The grab state of each connection. */
+  private readonly stateOf = new Map<GearmanConnection, GrabState>();
   private readonly pollInterval: number;
   private readonly errorMode: ErrorMode;
   private readonly grabType: number;
@@ -137,6 +147,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     super();
     this.settings = resolveConnectionOptions(options);
     this.maxJobs = positiveInt('maxJobs', options.maxJobs, ENGINE_DEFAULTS.maxJobs);
+    this.maxJobsPerServer = positiveInt('maxJobsPerServer', options.maxJobsPerServer, this.maxJobs);
     this.pollInterval = optionalMs('pollInterval', options.pollInterval, ENGINE_DEFAULTS.pollInterval);
     this.errorMode = options.errorMode ?? 'exception';
     this.handlerTimeout = optionalMs('handlerTimeout', options.handlerTimeout, 0);
@@ -152,6 +163,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     this.states = this.settings.servers.map((server) => {
       const conn = new GearmanConnection(server, this.settings);
       const state = new GrabState(conn);
+      this.stateOf.set(conn, state);
       conn.onConnect = () => this.onConnect(state);
       conn.onPacket = (packet) => this.onPacket(state, packet);
       conn.onOversize = (packet) => this.onOversize(state, packet);
@@ -219,12 +231,25 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
   }
 
   /**
-   * CANT_DO on every server. gearmand requeues jobs of that function this worker is running,
-   * so their results will be refused: unregister when idle.
+   * CANT_DO on every server: no more jobs of that function come to this worker (a GRAB already
+   * answered may still bring one, which is answered with WORK_FAIL without running). gearmand
+   * requeues jobs of that function this worker is running, so their results will be refused
+   * (docs/gearmand-behaviour.md#packets-with-their-own-rules): unregister when idle.
    */
   unregister(functionName: string): this {
     if (!this.functions.delete(functionName)) return this;
     for (const state of this.states) if (state.conn.connected) state.conn.send(PacketType.CANT_DO, [functionName]);
+    return this;
+  }
+
+  /**
+   * RESET_ABILITIES on every server: every function unregistered at once, as {@link unregister}
+   * does for one (running jobs requeued by gearmand). The worker stays connected and takes jobs
+   * again once a function is registered.
+   */
+  resetAbilities(): this {
+    this.functions.clear();
+    for (const state of this.states) if (state.conn.connected) state.conn.send(PacketType.RESET_ABILITIES, []);
     return this;
   }
 
@@ -428,7 +453,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     for (let i = 0; i < n && free > 0; i++) {
       const state = this.states[(this.rotate + i) % n];
       if (!state.awake || !state.conn.connected || state.conn.congested) continue;
-      const grabs = Math.min(free, state.window - state.grabs);
+      const grabs = Math.min(free, state.window - state.grabs, this.maxJobsPerServer - state.running - state.grabs);
       for (let g = 0; g < grabs; g++) state.conn.send(state.grabType, []);
       if (grabs > 0) {
         state.sent(grabs);
@@ -474,6 +499,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     const job = new WorkerJob(assignment, control);
     control.job = job;
     this.running.set(job, control);
+    state.running++;
     const reg = this.functions.get(job.functionName);
     if (!reg) {
       // Unregistered while the GRAB was in flight.
@@ -659,6 +685,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
     control.list?.remove(control);
     const job = control.job;
     this.running.delete(job);
+    this.stateOf.get(control.conn)!.running--;
     if (this.running.size === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
