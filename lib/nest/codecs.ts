@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { GearmanError, invalidArgument } from '../engine/errors.js';
 
 /**
@@ -32,6 +33,24 @@ function bytes(value: unknown): Buffer | undefined {
   return undefined;
 }
 
+/**
+ * From this many bytes (or characters), UTF-8 text that is all ASCII is converted as latin1, the
+ * same bytes: a plain copy, where the UTF-8 conversion looks at every character (a 1 MiB payload:
+ * ~1 ms to read, ~0.3 ms to write, against ~0.4 and ~0.2 ms with the check). Below it, the check
+ * costs more than it saves.
+ */
+const ASCII_CHECK_FROM = 256;
+
+function utf8Text(data: Buffer): string {
+  return data.toString(data.length >= ASCII_CHECK_FROM && isAscii(data) ? 'latin1' : 'utf8');
+}
+
+function utf8Bytes(text: string): Buffer {
+  // As many UTF-8 bytes as characters: every one is ASCII.
+  const ascii = text.length >= ASCII_CHECK_FROM && Buffer.byteLength(text) === text.length;
+  return Buffer.from(text, ascii ? 'latin1' : 'utf8');
+}
+
 /** The JSON of `value` (undefined for what JSON has no text for, e.g. `undefined`). */
 function jsonText(value: unknown, codec: string): string | undefined {
   try {
@@ -45,7 +64,7 @@ function jsonText(value: unknown, codec: string): string | undefined {
 
 function stringify(value: unknown, codec: string): Buffer {
   const text = jsonText(value, codec);
-  return text === undefined ? EMPTY : Buffer.from(text);
+  return text === undefined ? EMPTY : utf8Bytes(text);
 }
 
 /**
@@ -59,7 +78,7 @@ export const jsonCodec: GearmanCodec = {
   decode(data) {
     if (data.length === 0) return undefined;
     try {
-      return JSON.parse(data.toString('utf8'));
+      return JSON.parse(utf8Text(data));
     } catch (err) {
       // Neither the bytes nor the SyntaxError (whose message quotes them) go into the error: it is
       // logged and sent back to callers. Where parsing stopped is enough to find the fault.
@@ -74,8 +93,8 @@ export const jsonCodec: GearmanCodec = {
 /** UTF-8 text: what the gearman CLI and most scripts send. Non-string values are written as JSON. */
 const utf8TextCodec: GearmanCodec = {
   name: 'text',
-  encode: (value) => (typeof value === 'string' ? Buffer.from(value) : (bytes(value) ?? stringify(value, 'text'))),
-  decode: (data) => (data.length === 0 ? undefined : data.toString('utf8')),
+  encode: (value) => (typeof value === 'string' ? utf8Bytes(value) : (bytes(value) ?? stringify(value, 'text'))),
+  decode: (data) => (data.length === 0 ? undefined : utf8Text(data)),
 };
 
 /** The character encodings of Node's Buffer, by every name Buffer takes for them. */
@@ -182,21 +201,25 @@ const ENVELOPE_MAGIC = Buffer.from('\0NGM1', 'latin1');
 
 /** Whether `data` starts with the envelope's magic bytes. */
 export function hasMetadataEnvelope(data: Buffer): boolean {
-  return (
-    data.length >= ENVELOPE_MAGIC.length &&
-    data[0] === 0 &&
-    data.subarray(0, ENVELOPE_MAGIC.length).equals(ENVELOPE_MAGIC)
-  );
+  if (data.length < ENVELOPE_MAGIC.length) return false;
+  // Byte by byte: a view and a native compare per job cost more than these five reads.
+  for (let i = 0; i < ENVELOPE_MAGIC.length; i++) if (data[i] !== ENVELOPE_MAGIC[i]) return false;
+  return true;
 }
 
 /** The envelope around `payload`; throws a GearmanCodecError for metadata that is not an object of strings. */
 export function wrapMetadata(metadata: Record<string, string>, payload: Buffer): Buffer {
   checkMetadata(metadata, 'Nest packet metadata sent with sendMetadata');
-  const meta = Buffer.from(JSON.stringify(metadata));
-  const head = Buffer.allocUnsafe(ENVELOPE_MAGIC.length + 4);
-  ENVELOPE_MAGIC.copy(head, 0);
-  head.writeUInt32BE(meta.length, ENVELOPE_MAGIC.length);
-  return Buffer.concat([head, meta, payload]);
+  const meta = JSON.stringify(metadata);
+  const start = ENVELOPE_MAGIC.length + 4;
+  const length = Buffer.byteLength(meta);
+  // One buffer, written in place: the payload is copied once (a large one is most of the cost).
+  const envelope = Buffer.allocUnsafe(start + length + payload.length);
+  ENVELOPE_MAGIC.copy(envelope, 0);
+  envelope.writeUInt32BE(length, ENVELOPE_MAGIC.length);
+  envelope.write(meta, start);
+  envelope.set(payload, start + length);
+  return envelope;
 }
 
 /**
@@ -222,7 +245,9 @@ function checkMetadata(metadata: unknown, what: string): asserts metadata is Rec
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
     throw new GearmanCodecError(`${what} must be an object of strings, got ${kind(metadata)}`);
   }
-  for (const [key, value] of Object.entries(metadata)) {
+  for (const key in metadata) {
+    if (!Object.hasOwn(metadata, key)) continue;
+    const value = (metadata as Record<string, unknown>)[key];
     if (typeof value !== 'string') {
       throw new GearmanCodecError(
         `${what} must be an object of strings: ${JSON.stringify(key.slice(0, 80))} is ${kind(value)}`,

@@ -6,7 +6,10 @@ import {
   type Attributes,
   DURATION_BUCKETS,
   errorType,
+  injectTraceContext,
+  inTrace,
   markFailed,
+  type Operation,
   secondsSince,
   serverOf,
   SYSTEM,
@@ -35,8 +38,9 @@ export class ClientTelemetry {
   private readonly api: Api;
   private readonly tracer: Telemetry['tracer'];
   private readonly metrics: ClientMetrics | undefined;
-  /** Attributes per function and kind (`send`/`emit`), shared by spans and metrics. */
-  private readonly attributes = new Map<string, Attributes>();
+  /** Span name and attributes per function, foreground (`send`) and background (`emit`), shared by spans and metrics. */
+  private readonly sends = new Map<string, Operation>();
+  private readonly emits = new Map<string, Operation>();
 
   constructor({ api, tracer, meter }: Telemetry) {
     this.api = api;
@@ -68,30 +72,34 @@ export class ClientTelemetry {
    * undefined when there is nothing to record or propagate (no SDK, no sampled parent).
    */
   start(fn: string, background: boolean): JobTrace | undefined {
-    const attributes = this.attributesOf(fn, background);
-    const span = this.tracer?.startSpan(`${background ? 'emit' : 'send'} ${fn}`, {
+    const { name, attributes } = this.operationOf(fn, background);
+    const span = this.tracer?.startSpan(name, {
       kind: background ? this.api.SpanKind.PRODUCER : this.api.SpanKind.CLIENT,
       attributes,
     });
-    const traced = span !== undefined && (span.isRecording() || this.api.isSpanContextValid(span.spanContext()));
+    const traced = span !== undefined && inTrace(this.api, span);
     if (!traced && this.metrics === undefined) return undefined;
     this.metrics?.active.add(1, attributes);
     return new JobTrace(this.api, traced ? span : undefined, this.metrics, attributes);
   }
 
-  private attributesOf(fn: string, background: boolean): Attributes {
-    const key = background ? `emit ${fn}` : `send ${fn}`;
-    let attributes = this.attributes.get(key);
-    if (attributes === undefined) {
-      attributes = {
-        [ATTR.system]: SYSTEM,
-        [ATTR.destination]: fn,
-        [ATTR.operationType]: 'send',
-        [ATTR.operationName]: background ? 'emit' : 'send',
+  private operationOf(fn: string, background: boolean): Operation {
+    const operations = background ? this.emits : this.sends;
+    let operation = operations.get(fn);
+    if (operation === undefined) {
+      const name = background ? 'emit' : 'send';
+      operation = {
+        name: `${name} ${fn}`,
+        attributes: {
+          [ATTR.system]: SYSTEM,
+          [ATTR.destination]: fn,
+          [ATTR.operationType]: 'send',
+          [ATTR.operationName]: name,
+        },
       };
-      this.attributes.set(key, attributes);
+      operations.set(fn, operation);
     }
-    return attributes;
+    return operation;
   }
 }
 
@@ -116,7 +124,7 @@ export class JobTrace {
   inject(metadata: Record<string, string> | undefined): Record<string, string> | undefined {
     if (this.span === undefined) return metadata;
     const carrier: Record<string, string> = { ...metadata };
-    this.api.propagation.inject(this.api.trace.setSpan(this.api.context.active(), this.span), carrier);
+    injectTraceContext(this.api, this.span, carrier);
     return carrier;
   }
 

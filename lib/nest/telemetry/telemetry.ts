@@ -87,6 +87,12 @@ export const SYSTEM = 'gearman';
 /** Bucket boundaries the semantic conventions advise for messaging durations, in seconds. */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
+/** A span name and its attributes (shared with the metrics), made once per function and kind. */
+export interface Operation {
+  readonly name: string;
+  readonly attributes: Attributes;
+}
+
 /** `server.address` and `server.port` of a `host:port` (`[v6]:port`), made once per server. */
 const serverAttributes = new Map<string, Attributes>();
 export function serverOf(address: string): Attributes {
@@ -143,6 +149,65 @@ export class Tally {
   add(n: number, attributes: Attributes): void {
     this.counts.set(attributes, (this.counts.get(attributes) ?? 0) + n);
   }
+}
+
+/**
+ * Whether the app's propagator is W3C trace context alone (the OpenTelemetry SDK's default): then
+ * `traceparent`/`tracestate` are written and read here directly, which is what that propagator
+ * does, without the API's context objects and its regular expressions per job. Any other
+ * propagator (baggage, B3, a composite) goes through the API.
+ */
+function w3cOnly(api: Api): boolean {
+  const fields = api.propagation.fields();
+  return fields.length === 2 && fields[0] === TRACEPARENT && fields[1] === TRACESTATE;
+}
+
+const TRACEPARENT = 'traceparent';
+const TRACESTATE = 'tracestate';
+
+/** Adds the trace context of `span` (one this package started) to `carrier`, as the app's propagator does. */
+export function injectTraceContext(api: Api, span: OpenTelemetry.Span, carrier: Record<string, string>): void {
+  if (!w3cOnly(api)) {
+    api.propagation.inject(api.trace.setSpan(api.context.active(), span), carrier);
+    return;
+  }
+  // As W3CTraceContextPropagator.inject writes it (version 00).
+  const { traceId, spanId, traceFlags, traceState } = span.spanContext();
+  carrier[TRACEPARENT] = `00-${traceId}-${spanId}-0${Number(traceFlags || 0).toString(16)}`;
+  if (traceState !== undefined) carrier[TRACESTATE] = traceState.serialize();
+}
+
+/** A version-00 traceparent: exactly 55 characters, lower-case hex. */
+const TRACEPARENT_00 = /^00-([\da-f]{32})-([\da-f]{16})-([\da-f]{2})$/;
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+
+/** The remote trace context in `carrier` (a job's envelope metadata) on `ROOT_CONTEXT`, as the app's propagator reads it. */
+export function extractTraceContext(api: Api, carrier: Record<string, string>): OpenTelemetry.Context {
+  const traceparent = carrier[TRACEPARENT];
+  const match = traceparent?.length === 55 ? TRACEPARENT_00.exec(traceparent) : null;
+  // Anything but a plain version-00 value (other versions, padding, invalid ids) is the propagator's to judge.
+  if (match === null || !w3cOnly(api) || match[1] === ZERO_TRACE_ID || match[2] === ZERO_SPAN_ID)
+    return api.propagation.extract(api.ROOT_CONTEXT, carrier);
+  const tracestate = carrier[TRACESTATE];
+  return api.trace.setSpanContext(api.ROOT_CONTEXT, {
+    traceId: match[1],
+    spanId: match[2],
+    traceFlags: parseInt(match[3], 16),
+    isRemote: true,
+    traceState: tracestate ? api.createTraceState(tracestate) : undefined,
+  });
+}
+
+/**
+ * Whether `span` has a trace to record or pass on: it records, or it is a sampled-out span of a
+ * valid trace (its children must be sampled out too). The API's no-op span (no SDK registered)
+ * holds INVALID_SPAN_CONTEXT itself, told by identity before the id checks' regular expressions.
+ */
+export function inTrace(api: Api, span: OpenTelemetry.Span): boolean {
+  if (span.isRecording()) return true;
+  const spanContext = span.spanContext();
+  return spanContext !== api.INVALID_SPAN_CONTEXT && api.isSpanContextValid(spanContext);
 }
 
 /** Marks `span` failed with `err`. */

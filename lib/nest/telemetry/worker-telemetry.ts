@@ -6,7 +6,10 @@ import {
   type Attributes,
   DURATION_BUCKETS,
   errorType,
+  extractTraceContext,
+  inTrace,
   markFailed,
+  type Operation,
   secondsSince,
   serverOf,
   SYSTEM,
@@ -35,8 +38,10 @@ export class WorkerTelemetry {
   private readonly api: Api;
   private readonly tracer: Telemetry['tracer'];
   private readonly metrics: { duration: Histogram; consumed: Tally; active: Tally } | undefined;
-  private readonly attributes = new Map<string, Attributes>();
-  private readonly running = new WeakMap<WorkerJob, Processing>();
+  /** Span name and attributes per function, shared by spans and metrics. */
+  private readonly operations = new Map<string, Operation>();
+  /** Jobs between process() and end(): a Map, as every entry is deleted when the job ends (a WeakMap costs the GC more). */
+  private readonly running = new Map<WorkerJob, Processing>();
 
   constructor({ api, tracer, meter }: Telemetry) {
     this.api = api;
@@ -73,33 +78,34 @@ export class WorkerTelemetry {
     run: () => Promise<void>,
   ): Promise<void> {
     const api = this.api;
-    const attributes = this.attributesOf(job.functionName);
+    const { name, attributes } = this.operationOf(job.functionName);
     let parent: Context = api.ROOT_CONTEXT;
     let links: Link[] | undefined;
     if (metadata !== undefined && this.tracer !== undefined) {
-      const remote = api.propagation.extract(api.ROOT_CONTEXT, metadata);
+      const remote = extractTraceContext(api, metadata);
       if (background) {
         const producer = api.trace.getSpanContext(remote);
         if (producer !== undefined && api.isSpanContextValid(producer)) links = [{ context: producer }];
         parent = api.trace.deleteSpan(remote);
       } else parent = remote;
     }
-    const span = this.tracer?.startSpan(
-      `process ${job.functionName}`,
-      { kind: api.SpanKind.CONSUMER, attributes, links },
-      parent,
-    );
+    const span = this.tracer?.startSpan(name, { kind: api.SpanKind.CONSUMER, attributes, links }, parent);
     if (span?.isRecording()) {
       span.setAttribute(ATTR.messageId, job.handle);
       span.setAttribute(ATTR.bodySize, job.payload.length);
       span.setAttributes(serverOf(job.server));
     }
+    // The handler runs in the span's context when there is one to pass on (inTrace), or in the
+    // caller's (baggage). A no-op span (no SDK registered) on the root context has nothing to pass.
+    const traced = span !== undefined && (parent !== api.ROOT_CONTEXT || inTrace(api, span));
+    // Nothing to record or pass on: the job runs as it does without telemetry.
+    if (!traced && this.metrics === undefined) return run();
     if (this.metrics !== undefined) {
       this.metrics.consumed.add(1, attributes);
       this.metrics.active.add(1, attributes);
     }
     this.running.set(job, { span, attributes, started: performance.now(), failure: undefined });
-    const answered = span === undefined ? run() : api.context.with(api.trace.setSpan(parent, span), run);
+    const answered = traced ? api.context.with(api.trace.setSpan(parent, span), run) : run();
     return answered.then(() => this.end(job));
   }
 
@@ -127,17 +133,20 @@ export class WorkerTelemetry {
     }
   }
 
-  private attributesOf(fn: string): Attributes {
-    let attributes = this.attributes.get(fn);
-    if (attributes === undefined) {
-      attributes = {
-        [ATTR.system]: SYSTEM,
-        [ATTR.destination]: fn,
-        [ATTR.operationType]: 'process',
-        [ATTR.operationName]: 'process',
+  private operationOf(fn: string): Operation {
+    let operation = this.operations.get(fn);
+    if (operation === undefined) {
+      operation = {
+        name: `process ${fn}`,
+        attributes: {
+          [ATTR.system]: SYSTEM,
+          [ATTR.destination]: fn,
+          [ATTR.operationType]: 'process',
+          [ATTR.operationName]: 'process',
+        },
       };
-      this.attributes.set(fn, attributes);
+      this.operations.set(fn, operation);
     }
-    return attributes;
+    return operation;
   }
 }
