@@ -63,9 +63,9 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * One gearmand connection: TCP or TLS, TCP_NODELAY, reconnect with backoff, writes batched per
- * event-loop turn, and one FIFO of requests awaiting replies, since gearmand answers each
- * connection's requests in order and puts an ERROR where the reply would have gone
- * (docs/gearmand-behaviour.md#reply-order).
+ * read handled or per event-loop turn (see scheduleFlush), and one FIFO of requests awaiting
+ * replies, since gearmand answers each connection's requests in order and puts an ERROR where the
+ * reply would have gone (docs/gearmand-behaviour.md#reply-order).
  */
 export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   state: ConnectionState = 'idle';
@@ -89,6 +89,8 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   /** The request type of each entry of `replies`, in step with it. */
   private readonly requestTypes = new Fifo<number>();
   private flushScheduled = false;
+  /** A read is being handled: packets sent until its end go out together (see scheduleFlush). */
+  private reading = false;
   private waitingDrain = false;
   /** Someone saw `congested` and waits for 'drain' (HC: paced streams in worker/worker-job.ts). */
   private drainDue = false;
@@ -584,12 +586,14 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private onData(socket: Socket, chunk: Buffer): void {
     if (socket !== this.socket) return;
     this.reads++;
+    this.reading = true;
     try {
       this.decoder.push(chunk);
     } catch (err) {
       // A protocol error leaves the stream unusable: drop it and start afresh.
       socket.destroy(err as Error);
     }
+    queueMicrotask(this.readEnd);
   }
 
   /** Where the next TCP read goes: the rest of a large packet in place, else the read buffer. */
@@ -603,6 +607,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
   private onRead(socket: Socket, n: number, buf: Uint8Array): boolean {
     if (socket !== this.socket) return true;
     this.reads++;
+    this.reading = true;
     try {
       if (this.readingDirect) {
         this.decoder.commitTarget(n);
@@ -619,6 +624,7 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     } catch (err) {
       socket.destroy(err as Error);
     }
+    queueMicrotask(this.readEnd);
     return true;
   }
 
@@ -831,14 +837,30 @@ export class GearmanConnection extends EventEmitter<ConnectionEvents> {
     }
   }
 
+  /**
+   * Writes are batched. What is sent while a read is handled (by its packets' handlers and the
+   * microtasks they queued: a worker's WORK_COMPLETE with the PRE_SLEEP or GRABs its pump adds, a
+   * client's next submits) goes out in one write at the read's end instead of at the event loop's
+   * check phase: at low concurrency each hop of a round trip is a read answered by a write, and the
+   * answer leaves without the rest of the loop turn (bench/adapter/README.md). Anything else goes
+   * out at the next check phase (setImmediate), batched across the turn.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
+    if (!this.reading) setImmediate(this.scheduledFlush);
   }
+
+  private readonly scheduledFlush = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /** Queued at the end of a read, behind the microtasks its packets queued (the worker's pump). */
+  private readonly readEnd = (): void => {
+    this.reading = false;
+    if (this.flushScheduled) this.scheduledFlush();
+  };
 
   private flush(): void {
     const socket = this.socket;
