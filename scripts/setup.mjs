@@ -10,7 +10,7 @@
  * Plain JavaScript on purpose: it runs before anything is installed.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -72,10 +72,15 @@ export function ensureDependencies() {
 
 /** Debian's gearman-server package installs Perl's Gearman::Server as /usr/bin/gearmand: not the C server. */
 function isPerlServer(path) {
+  const head = Buffer.alloc(64);
+  let fd;
   try {
-    return /^#!.*perl/.test(readFileSync(path, 'latin1').slice(0, 64));
+    fd = openSync(path, 'r');
+    return /^#!.*perl/.test(head.toString('latin1', 0, readSync(fd, head, 0, head.length, 0)));
   } catch {
     return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -95,25 +95,38 @@ export function adminLine(port: number, command: string, timeoutMs = 1000, host 
   });
 }
 
-export class Gearmand {
+/** How {@link ServerProcess.launch} starts a server and tells that it is up. */
+export interface Launch {
+  /** What the messages call it (`gearmand`, `Perl's gearmand`). */
+  name: string;
+  bin: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Whether the answer to the admin `version` command says the server is up. */
+  ready(version: string): boolean;
+  /** Milliseconds to wait for that (default 10 s). */
+  startTimeout?: number;
+  /** More to say when it exits early or never answers (its log). */
+  details?(): string;
+}
+
+/**
+ * A job server in a child process on a loopback port, with a temp dir, stopped by PID: what
+ * Gearmand and PerlServer (perl-server.ts) share.
+ */
+export abstract class ServerProcess {
   readonly host = '127.0.0.1';
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
-  private readonly dir: string;
+  /** The end of what the server wrote to stderr. */
+  private stderr = '';
+  protected readonly dir: string;
 
-  private constructor(
+  protected constructor(
     readonly port: number,
-    private readonly options: GearmandOptions,
+    dirPrefix: string,
   ) {
-    this.dir = mkdtempSync(join(tmpdir(), 'gearmand-test-'));
-  }
-
-  /** Starts a gearmand and resolves once it answers `version`. */
-  static async start(options: GearmandOptions = {}): Promise<Gearmand> {
-    const port = options.port ?? (await freePort());
-    const server = new Gearmand(port, options);
-    await server.spawn();
-    return server;
+    this.dir = mkdtempSync(join(tmpdir(), dirPrefix));
   }
 
   /** `host:port`, as the library's `servers` option takes it. */
@@ -129,90 +142,43 @@ export class Gearmand {
     return this.child !== undefined;
   }
 
-  get logFile(): string {
-    return join(this.dir, 'gearmand.log');
-  }
-
-  /** The queue file for `queueType: 'libsqlite3'` (kept across restarts). */
-  get sqliteFile(): string {
-    return join(this.dir, 'queue.sqlite');
-  }
-
-  private async spawn(): Promise<void> {
-    const o = this.options;
-    const embedded = (o.server ?? TEST_SERVER) === 'embedded';
-    if (embedded && o.queueType !== undefined && o.queueType !== 'builtin') {
-      throw new Error(
-        `queueType ${o.queueType} needs gearmand: the embedded server (GEARMAN_TEST_SERVER=embedded) keeps jobs in memory only`,
-      );
-    }
-    const bin = embedded ? process.execPath : gearmandPath();
-    const args = [
-      '-L',
-      this.host,
-      '-p',
-      String(this.port),
-      '-t',
-      String(o.threads ?? 1),
-      '-P',
-      join(this.dir, 'gearmand.pid'),
-      '-l',
-      this.logFile,
-      '--verbose=ERROR',
-    ];
-    if (o.queueType) args.push('-q', o.queueType);
-    if (o.queueType === 'libsqlite3') args.push('--libsqlite3-db', this.sqliteFile);
-    if (o.jobRetries !== undefined) args.push('-j', String(o.jobRetries));
-    args.push(...(o.args ?? []));
-
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not for the server
-    const child = embedded
-      ? spawn(bin, [...embeddedCommand(), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env })
-      : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  /** Spawns the server and resolves once its `version` answer says it is up. */
+  protected async launch(how: Launch): Promise<void> {
+    const child = spawn(how.bin, how.args, { stdio: ['ignore', 'ignore', 'pipe'], env: how.env });
+    this.stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    const details = (): string => `${this.stderr.trim()} ${how.details?.() ?? ''}`.trim();
     let exitedEarly: string | undefined;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
-        exitedEarly = `gearmand exited (code ${code}, signal ${signal}): ${stderr.trim()} ${this.readLog()}`;
+        exitedEarly = `${how.name} exited (code ${code}, signal ${signal}): ${details()}`;
         if (this.child === child) this.child = undefined;
         resolve();
       });
       // A failed spawn emits 'error' and no 'exit': settle here too, or stop() would wait forever.
       child.once('error', (err) => {
         if (child.pid !== undefined) return; // it did start: its 'exit' will come
-        exitedEarly ??= `gearmand could not start: ${err.message}`;
+        exitedEarly ??= `${how.name} could not start: ${err.message}`;
         if (this.child === child) this.child = undefined;
         resolve();
       });
     });
     this.child = child;
 
-    const deadline = Date.now() + (o.startTimeout ?? 10_000);
+    const timeout = how.startTimeout ?? 10_000;
+    const deadline = Date.now() + timeout;
     for (;;) {
       if (exitedEarly) throw new Error(exitedEarly);
       try {
-        const reply = await adminLine(this.port, 'version', 500);
-        if (reply.startsWith('OK')) return;
+        if (how.ready(await adminLine(this.port, 'version', 500))) return;
       } catch {
         // not listening yet
       }
       if (Date.now() > deadline) {
         await this.stop();
-        throw new Error(
-          `gearmand on port ${this.port} did not answer within ${o.startTimeout ?? 10_000} ms. ${this.readLog()}`,
-        );
+        throw new Error(`${how.name} on port ${this.port} did not answer within ${timeout} ms. ${details()}`);
       }
       await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
-  private readLog(): string {
-    try {
-      return readFileSync(this.logFile, 'utf8').slice(-2000);
-    } catch {
-      return '';
     }
   }
 
@@ -234,15 +200,88 @@ export class Gearmand {
     await this.exited;
   }
 
-  /** Starts the server again on the same port (after stop or kill). */
-  async restart(): Promise<void> {
-    if (this.child) await this.stop();
-    await this.spawn();
-  }
-
   /** Stops the server and removes its temp dir. */
   async dispose(): Promise<void> {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export class Gearmand extends ServerProcess {
+  private constructor(
+    port: number,
+    private readonly options: GearmandOptions,
+  ) {
+    super(port, 'gearmand-test-');
+  }
+
+  /** Starts a gearmand and resolves once it answers `version`. */
+  static async start(options: GearmandOptions = {}): Promise<Gearmand> {
+    const port = options.port ?? (await freePort());
+    const server = new Gearmand(port, options);
+    await server.spawn();
+    return server;
+  }
+
+  get logFile(): string {
+    return join(this.dir, 'gearmand.log');
+  }
+
+  /** The queue file for `queueType: 'libsqlite3'` (kept across restarts). */
+  get sqliteFile(): string {
+    return join(this.dir, 'queue.sqlite');
+  }
+
+  private async spawn(): Promise<void> {
+    const o = this.options;
+    const embedded = (o.server ?? TEST_SERVER) === 'embedded';
+    if (embedded && o.queueType !== undefined && o.queueType !== 'builtin') {
+      throw new Error(
+        `queueType ${o.queueType} needs gearmand: the embedded server (GEARMAN_TEST_SERVER=embedded) keeps jobs in memory only`,
+      );
+    }
+    const args = [
+      '-L',
+      this.host,
+      '-p',
+      String(this.port),
+      '-t',
+      String(o.threads ?? 1),
+      '-P',
+      join(this.dir, 'gearmand.pid'),
+      '-l',
+      this.logFile,
+      '--verbose=ERROR',
+    ];
+    if (o.queueType) args.push('-q', o.queueType);
+    if (o.queueType === 'libsqlite3') args.push('--libsqlite3-db', this.sqliteFile);
+    if (o.jobRetries !== undefined) args.push('-j', String(o.jobRetries));
+    args.push(...(o.args ?? []));
+
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not for the server
+    await this.launch({
+      name: 'gearmand',
+      ...(embedded
+        ? { bin: process.execPath, args: [...embeddedCommand(), ...args], env }
+        : { bin: gearmandPath(), args }),
+      ready: (version) => version.startsWith('OK'),
+      startTimeout: o.startTimeout,
+      details: () => this.readLog(),
+    });
+  }
+
+  private readLog(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').slice(-2000);
+    } catch {
+      return '';
+    }
+  }
+
+  /** Starts the server again on the same port (after stop or kill). */
+  async restart(): Promise<void> {
+    if (this.running) await this.stop();
+    await this.spawn();
   }
 }
