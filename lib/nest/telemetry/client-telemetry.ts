@@ -1,28 +1,22 @@
-import type { Histogram, Span } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import type { GearmanJob } from '../../engine/index.js';
 import {
   type Api,
   ATTR,
   type Attributes,
-  DURATION_BUCKETS,
   errorType,
   injectTraceContext,
   inTrace,
+  type JobMetrics,
+  jobMetrics,
   markFailed,
   type Operation,
   secondsSince,
   serverOf,
   SYSTEM,
-  Tally,
   type Telemetry,
   withErrorType,
 } from './telemetry.js';
-
-interface ClientMetrics {
-  duration: Histogram;
-  sent: Tally;
-  active: Tally;
-}
 
 /** What a span of a job the caller stopped waiting for says (rxjs `timeout()`, an unsubscribe). */
 const UNSUBSCRIBED = { type: 'CANCELLED', message: 'the caller unsubscribed before the job finished' };
@@ -37,7 +31,7 @@ const UNSUBSCRIBED = { type: 'CANCELLED', message: 'the caller unsubscribed befo
 export class ClientTelemetry {
   private readonly api: Api;
   private readonly tracer: Telemetry['tracer'];
-  private readonly metrics: ClientMetrics | undefined;
+  private readonly metrics: JobMetrics | undefined;
   /** Span name and attributes per function, foreground (`send`) and background (`emit`), shared by spans and metrics. */
   private readonly sends = new Map<string, Operation>();
   private readonly emits = new Map<string, Operation>();
@@ -45,26 +39,19 @@ export class ClientTelemetry {
   constructor({ api, tracer, meter }: Telemetry) {
     this.api = api;
     this.tracer = tracer;
-    this.metrics = meter && {
-      duration: meter.createHistogram('messaging.client.operation.duration', {
-        description:
+    this.metrics =
+      meter &&
+      jobMetrics(meter, {
+        duration: [
+          'messaging.client.operation.duration',
           'Duration of a Gearman job as its caller sees it: to the result, or to JOB_CREATED for a background job',
-        unit: 's',
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      }),
-      sent: new Tally(
-        meter.createObservableCounter('messaging.client.sent.messages', {
-          description: 'Jobs submitted',
-          unit: '{message}',
-        }),
-      ),
-      active: new Tally(
-        meter.createObservableUpDownCounter('gearman.client.active_jobs', {
-          description: 'Jobs submitted and not yet finished (foreground) or created (background)',
-          unit: '{job}',
-        }),
-      ),
-    };
+        ],
+        count: ['messaging.client.sent.messages', 'Jobs submitted'],
+        active: [
+          'gearman.client.active_jobs',
+          'Jobs submitted and not yet finished (foreground) or created (background)',
+        ],
+      });
   }
 
   /**
@@ -112,7 +99,7 @@ export class JobTrace {
   constructor(
     private readonly api: Api,
     private readonly span: Span | undefined,
-    private readonly metrics: ClientMetrics | undefined,
+    private readonly metrics: JobMetrics | undefined,
     private readonly attributes: Attributes,
   ) {}
 
@@ -170,7 +157,7 @@ export class JobTrace {
     span?.end();
     if (this.metrics !== undefined) {
       this.metrics.duration.record(secondsSince(this.started), attributes);
-      this.metrics.sent.add(1, attributes);
+      this.metrics.count.add(1, attributes);
       this.metrics.active.add(-1, this.attributes);
     }
   }

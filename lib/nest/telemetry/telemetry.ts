@@ -85,7 +85,35 @@ export const ATTR = {
 export const SYSTEM = 'gearman';
 
 /** Bucket boundaries the semantic conventions advise for messaging durations, in seconds. */
-export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+/** A side's metrics per function: how long its jobs take, how many it handled, how many are in flight. */
+export interface JobMetrics {
+  readonly duration: OpenTelemetry.Histogram;
+  readonly count: Tally;
+  readonly active: Tally;
+}
+
+type Instrument = readonly [name: string, description: string];
+
+/** The instruments of {@link JobMetrics}, by name and description (the unit goes with the kind). */
+export function jobMetrics(
+  meter: OpenTelemetry.Meter,
+  names: { duration: Instrument; count: Instrument; active: Instrument },
+): JobMetrics {
+  const [duration, durationText] = names.duration;
+  const [count, countText] = names.count;
+  const [active, activeText] = names.active;
+  return {
+    duration: meter.createHistogram(duration, {
+      description: durationText,
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    }),
+    count: new Tally(meter.createObservableCounter(count, { description: countText, unit: '{message}' })),
+    active: new Tally(meter.createObservableUpDownCounter(active, { description: activeText, unit: '{job}' })),
+  };
+}
 
 /** A span name and its attributes (shared with the metrics), made once per function and kind. */
 export interface Operation {

@@ -1,19 +1,19 @@
-import type { Context, Histogram, Link, Span } from '@opentelemetry/api';
+import type { Context, Link, Span } from '@opentelemetry/api';
 import type { WorkerJob } from '../../engine/index.js';
 import {
   type Api,
   ATTR,
   type Attributes,
-  DURATION_BUCKETS,
   errorType,
   extractTraceContext,
   inTrace,
+  type JobMetrics,
+  jobMetrics,
   markFailed,
   type Operation,
   secondsSince,
   serverOf,
   SYSTEM,
-  Tally,
   type Telemetry,
   withErrorType,
 } from './telemetry.js';
@@ -37,7 +37,7 @@ interface Processing {
 export class WorkerTelemetry {
   private readonly api: Api;
   private readonly tracer: Telemetry['tracer'];
-  private readonly metrics: { duration: Histogram; consumed: Tally; active: Tally } | undefined;
+  private readonly metrics: JobMetrics | undefined;
   /** Span name and attributes per function, shared by spans and metrics. */
   private readonly operations = new Map<string, Operation>();
   /** Jobs between process() and end(): a Map, as every entry is deleted when the job ends (a WeakMap costs the GC more). */
@@ -46,25 +46,16 @@ export class WorkerTelemetry {
   constructor({ api, tracer, meter }: Telemetry) {
     this.api = api;
     this.tracer = tracer;
-    this.metrics = meter && {
-      duration: meter.createHistogram('messaging.process.duration', {
-        description: 'Duration of a Gearman job on this worker, from its assignment to its answer',
-        unit: 's',
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      }),
-      consumed: new Tally(
-        meter.createObservableCounter('messaging.client.consumed.messages', {
-          description: 'Jobs assigned to this worker',
-          unit: '{message}',
-        }),
-      ),
-      active: new Tally(
-        meter.createObservableUpDownCounter('gearman.worker.active_jobs', {
-          description: 'Jobs running on this worker',
-          unit: '{job}',
-        }),
-      ),
-    };
+    this.metrics =
+      meter &&
+      jobMetrics(meter, {
+        duration: [
+          'messaging.process.duration',
+          'Duration of a Gearman job on this worker, from its assignment to its answer',
+        ],
+        count: ['messaging.client.consumed.messages', 'Jobs assigned to this worker'],
+        active: ['gearman.worker.active_jobs', 'Jobs running on this worker'],
+      });
   }
 
   /**
@@ -101,7 +92,7 @@ export class WorkerTelemetry {
     // Nothing to record or pass on: the job runs as it does without telemetry.
     if (!traced && this.metrics === undefined) return run();
     if (this.metrics !== undefined) {
-      this.metrics.consumed.add(1, attributes);
+      this.metrics.count.add(1, attributes);
       this.metrics.active.add(1, attributes);
     }
     this.running.set(job, { span, attributes, started: performance.now(), failure: undefined });
