@@ -4,10 +4,9 @@
  * docs/gearmand-behaviour.md#tls), and the `gearman` CLI (libgearman) as client of our worker and
  * as worker for our client.
  */
-import { connect as netConnect, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { connect as netConnect } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
-import { listenOnLoopback } from '../support/servers.js';
 import { deferred, eventually, within } from '../support/wait.js';
 import { useSelfSignedCert } from '../support/tls.js';
 
@@ -44,16 +43,13 @@ describe('TLS', () => {
 
   /** A node:tls server that pipes each connection to gearmand in plaintext. */
   async function tlsFront(): Promise<{ address: string; handshakes: () => number }> {
-    const sockets = new Set<Socket | TLSSocket>();
     let handshakes = 0;
     const server = createTlsServer({ key: tls.key, cert: tls.cert }, (tlsSocket) => {
       handshakes++;
       const upstream = netConnect({ host: gearmand.server.host, port: gearmand.port });
       for (const s of [tlsSocket, upstream]) {
-        sockets.add(s);
         s.on('error', () => undefined);
         s.on('close', () => {
-          sockets.delete(s);
           tlsSocket.destroy();
           upstream.destroy();
         });
@@ -61,15 +57,7 @@ describe('TLS', () => {
       tlsSocket.pipe(upstream);
       upstream.pipe(tlsSocket);
     });
-    const port = await listenOnLoopback(server);
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
-    return { address: `127.0.0.1:${port}`, handshakes: () => handshakes };
+    return { address: await res.serve(server), handshakes: () => handshakes };
   }
 
   it('runs a job with client and worker both on TLS (verified with the CA, and with rejectUnauthorized: false)', async () => {

@@ -6,7 +6,6 @@
  * level; NO_SERVER names each server's last socket error (a TLS certificate error) and carries it.
  */
 import { createHash } from 'node:crypto';
-import type { Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Controller, type LoggerService } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
@@ -15,7 +14,7 @@ import { GearmanAdmin, GearmanClient, GearmanError, GearmanJobError, GearmanWork
 import { ClientGearman, GearmanCodecError, GearmanContext, GearmanRpcError, ServerGearman } from '../../lib/index.js';
 import { rejection } from '../support/errors.js';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
-import { freePort, listenOnLoopback } from '../support/servers.js';
+import { freePort } from '../support/servers.js';
 import { eventually, within } from '../support/wait.js';
 import { useSelfSignedCert } from '../support/tls.js';
 
@@ -309,23 +308,9 @@ describe('NO_SERVER names the real cause and carries it', () => {
 
   /** A TLS port with a self-signed certificate (the handshake fails before anything reaches gearmand). */
   async function badCertPort(): Promise<string> {
-    const sockets = new Set<Socket>();
     const server = createTlsServer({ key: tls.key, cert: tls.cert }, (s) => s.destroy());
-    server.on('connection', (s: Socket) => {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    });
     server.on('tlsClientError', () => undefined);
-    const port = await listenOnLoopback(server);
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
-    return `127.0.0.1:${port}`;
+    return res.serve(server);
   }
 
   function expectCertError(error: Error, address: string): void {

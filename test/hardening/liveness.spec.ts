@@ -9,8 +9,8 @@
  *
  * Short heartbeat settings keep it fast (HB below); the defaults are 1000 / 2000 ms.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createConnection, createServer, type Server } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { GearmanClient, GearmanConnectionError, GearmanError, type GearmanWorker } from '../../lib/engine/index.js';
@@ -18,7 +18,7 @@ import { resolveConnectionOptions } from '../../lib/engine/options.js';
 import { PacketType } from '../../lib/protocol/index.js';
 import { invalidArgument, rejection } from '../support/errors.js';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
-import { freePort, listenOnLoopback } from '../support/servers.js';
+import { freePort } from '../support/servers.js';
 import { eventually, nextEvent, quietPeriod, recordEvents, within } from '../support/wait.js';
 import { useSelfSignedCert } from '../support/tls.js';
 
@@ -260,12 +260,9 @@ describe('a slow but alive server', () => {
   // With the default heartbeat: TCP shows an upload's progress only in steps (the kernel wakes the
   // writer as MiBs of its buffer free up) and hides a tail of several MiB in its buffers.
   it('is not declared dead while a large upload to it makes progress (default heartbeat)', async () => {
-    const sockets = new Set<Socket>();
     // Reads from the client about 1.3 MB/s (one read every 50 ms) and forwards at once.
     const server: Server = createServer((client) => {
-      sockets.add(client);
       const upstream = createConnection({ host: '127.0.0.1', port: g.port });
-      sockets.add(upstream);
       for (const s of [client, upstream]) {
         s.on('error', () => undefined);
         s.on('close', () => {
@@ -282,19 +279,12 @@ describe('a slow but alive server', () => {
       const timer = setInterval(() => client.resume(), 50);
       client.on('close', () => clearInterval(timer));
     });
-    const port = await listenOnLoopback(server);
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
+    const address = await res.serve(server);
     const fn = fnName('upload');
     const worker = res.worker({ servers: g.address });
     worker.register(fn, (job) => String(job.payload.length));
     await worker.start();
-    const client = await res.client({ servers: `127.0.0.1:${port}`, submitTimeout: 30_000 });
+    const client = await res.client({ servers: address, submitTimeout: 30_000 });
     const dead = recordEvents(client.connections[0], 'dead');
     const started = performance.now();
     const size = 6 * 1024 * 1024;
@@ -421,44 +411,25 @@ describe('reconnect backoff', () => {
   const res = useResources();
   const tls = useSelfSignedCert();
 
-  async function listen(server: Server | TlsServer, sockets: Set<Socket>): Promise<string> {
-    server.on('connection', (s: Socket) => {
-      sockets.add(s);
-      s.on('error', () => undefined);
-    });
-    const port = await listenOnLoopback(server as Server);
-    res.defer(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
-    return `127.0.0.1:${port}`;
-  }
-
   it('grows for a peer that accepts and closes at once, and for TLS peers that fail or close after the handshake', async () => {
     const counts = { closer: 0, tlsCloser: 0, garbage: 0 };
-    const closer = await listen(
+    const closer = await res.serve(
       createServer((s) => {
         counts.closer++;
         s.destroy();
       }),
-      new Set(),
     );
-    const tlsCloser = await listen(
+    const tlsCloser = await res.serve(
       createTlsServer({ key: tls.key, cert: tls.cert }, (s) => {
         counts.tlsCloser++;
         s.destroy();
       }),
-      new Set(),
     );
-    const garbage = await listen(
+    const garbage = await res.serve(
       createServer((s) => {
         counts.garbage++;
         s.end('HTTP/1.1 400 Bad Request\r\n\r\n');
       }),
-      new Set(),
     );
     const clients = [
       new GearmanClient({ servers: closer }),

@@ -9,6 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach } from '@jest/globals';
 import type { INestMicroservice, LoggerService, ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -27,7 +29,7 @@ import {
   ServerGearman,
 } from '../../lib/index.js';
 import { spawnTsx, type TsxChild } from './child.js';
-import { Gearmand, type GearmandOptions, type SilentServer, silentServer } from './servers.js';
+import { Gearmand, type GearmandOptions, listenOnLoopback, type SilentServer, silentServer } from './servers.js';
 import { type Deferred, deferred, eventually, within } from './wait.js';
 
 export interface GearmandHandle {
@@ -208,6 +210,29 @@ export class Resources {
     const server = await Gearmand.start(options);
     this.defer(() => server.dispose());
     return server;
+  }
+
+  /**
+   * Listens with `server` (a stand-in peer: a TLS front, a proxy, a peer that misbehaves) on a free
+   * loopback port and returns its address. Its connections' errors are ignored; at cleanup they are
+   * destroyed (a proxy's close handlers take its upstream sockets along) and the server closed.
+   */
+  async serve(server: Server | TlsServer): Promise<string> {
+    const sockets = new Set<Socket>();
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    });
+    const port = await listenOnLoopback(server as Server);
+    this.defer(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    return `127.0.0.1:${port}`;
   }
 
   async silentServer(): Promise<SilentServer> {
