@@ -1,7 +1,9 @@
 /**
  * When a connection writes (lib/engine/connection.ts, scheduleFlush): what is sent while a read is
  * handled leaves at the end of that read, before the event loop's check phase (the round trip at
- * low concurrency), and what is sent outside a read is still batched into one write per turn.
+ * low concurrency), a worker's read waits a few microtask turns for the reports of jobs whose
+ * handlers answer with a promise, and what is sent outside a read is still batched into one write
+ * per turn.
  * Every socket write of the process is recorded with the packet types it carries.
  */
 import { Socket } from 'node:net';
@@ -23,12 +25,13 @@ function packetTypes(chunk: unknown): string[] {
   return types;
 }
 
-/** Records every socket write as the packet types it carries, in `events`, until the test ends. */
-function recordWrites(events: string[]): void {
+/** Records every socket write as the packet types it carries, in `events` (and to `seen`), until the test ends. */
+function recordWrites(events: string[], seen?: (types: string[]) => void): void {
   const write = Socket.prototype.write;
   Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
     const types = packetTypes(chunk);
     if (types.length > 0) events.push(types.join('+'));
+    if (types.length > 0) seen?.(types);
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as typeof write;
   res.defer(() => {
@@ -53,6 +56,51 @@ describe('write batching', () => {
     const complete = events.findIndex((e) => e.startsWith('WORK_COMPLETE'));
     expect(complete).toBeGreaterThanOrEqual(0);
     expect(events.indexOf('check phase')).toBeGreaterThan(complete);
+  });
+
+  it("sends an async handler's WORK_COMPLETE in the same write as what its read caused", async () => {
+    const fn = fnName('batch');
+    const worker = res.worker({ maxJobs: 2 });
+    // A dozen microtask turns, as a handler behind Nest's RPC pipeline takes.
+    worker.register(fn, async (job) => {
+      for (let i = 0; i < 12; i++) await null;
+      return job.payload;
+    });
+    await worker.start();
+    const client = await res.client();
+    const events: string[] = [];
+    recordWrites(events);
+    const result = await within(client.submit(fn, 'x').result(), 5000, 'the job');
+    expect(result.toString()).toBe('x');
+    const complete = events.find((e) => e.includes(packetName(PacketType.WORK_COMPLETE)));
+    // The read brought JOB_ASSIGN and the second GRAB's NO_JOB: the PRE_SLEEP that answers it
+    // waits for the report instead of leaving alone.
+    expect(complete).toBe(`${packetName(PacketType.PRE_SLEEP)}+${packetName(PacketType.WORK_COMPLETE)}`);
+  });
+
+  it('sends the GRABs of a read without waiting for a handler that waits on I/O', async () => {
+    const fn = fnName('batch');
+    const worker = res.worker({ maxJobs: 2 });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    worker.register(fn, async (job) => {
+      await gate;
+      return job.payload;
+    });
+    await worker.start();
+    const client = await res.client();
+    const events: string[] = [];
+    const grab = packetName(PacketType.GRAB_JOB_UNIQ);
+    const grabbed = new Promise<void>((resolve) => {
+      recordWrites(events, (types) => {
+        if (types.includes(grab)) resolve();
+      });
+    });
+    const job = client.submit(fn, 'x');
+    // The handler has the job and waits; the GRAB for the free slot still leaves.
+    await within(grabbed, 5000, 'a GRAB while the handler waits');
+    open();
+    expect((await within(job.result(), 5000, 'the job')).toString()).toBe('x');
   });
 
   it('sends a submit made in a result listener at the end of that read, before the check phase', async () => {

@@ -38,6 +38,8 @@ export interface WorkerJobControl extends DeadlineEntry {
   /** Streamed report types the connection's server refused (one set per connection): not sent. */
   readonly refused: ReadonlySet<number>;
   job: WorkerJob;
+  /** The read whose write waits for this job's report (GearmanConnection.holdRead); 0 for none. */
+  readHold: number;
   deadline: number;
   prev: DeadlineEntry | undefined;
   next: DeadlineEntry | undefined;

@@ -491,6 +491,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       drainWaiters: state.drainWaiters,
       refused: state.refused,
       job: NO_JOB,
+      readHold: 0,
       deadline: 0,
       prev: undefined,
       next: undefined,
@@ -512,6 +513,8 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
       result = reg.handler(job);
       // Inside the try: a thenable whose `then` throws is a failure like any other.
       if (result && typeof (result as Promise<JobResult>).then === 'function') {
+        // Its report may come a few microtask turns later: it goes out with the GRABs of this read.
+        control.readHold = state.conn.holdRead();
         (result as Promise<JobResult>).then(
           (value) => this.handlerDone(job, reg, value),
           (err: unknown) => this.handlerFailed(job, reg, err),
@@ -683,6 +686,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
 
   private readonly finished = (control: WorkerJobControl): void => {
     control.list?.remove(control);
+    if (control.readHold !== 0) control.conn.releaseRead(control.readHold);
     const job = control.job;
     this.running.delete(job);
     this.stateOf.get(control.conn)!.running--;
