@@ -34,6 +34,7 @@ export default tseslint.config(
       'node_modules/**',
       'coverage/**',
       'bench/adapter*/build/**',
+      'bench/telemetry/build/**',
     ],
   },
   js.configs.recommended,
