@@ -20,17 +20,21 @@ READY=$(mktemp /tmp/telemetry.XXXXXX.out)
 port=$((20000 + RANDOM % 20000))
 "$GEARMAND" -L 127.0.0.1 -p "$port" -t 1 --log-file=none --verbose=ERROR -d -P "$PIDFILE"
 for _ in $(seq 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
-trap 'kill "$(cat "$PIDFILE")" 2>/dev/null; rm -f "$PIDFILE" "$READY"' EXIT
+worker=
+# A failed client (set -e) must not leave the worker or gearmand running.
+trap '[ -n "$worker" ] && kill "$worker" 2>/dev/null; kill "$(cat "$PIDFILE")" 2>/dev/null; rm -f "$PIDFILE" "$READY"' EXIT
 export ADDR=127.0.0.1:$port
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $MODES; do
     : >"$READY"
     OT_MODE=$mode node build/worker.js >"$READY" &
     worker=$!
-    for _ in $(seq 100); do grep -q ready "$READY" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -q ready "$READY" && break; kill -0 "$worker" 2>/dev/null || break; sleep 0.1; done
+    grep -q ready "$READY" || { echo "run.sh: the $mode worker did not start" >&2; exit 1; }
     client=$(OT_MODE=$mode timeout 120 node build/client.js)
     kill -TERM "$worker"
     wait "$worker" || true
+    worker=
     echo "{\"round\":$round,\"client\":$client,\"worker\":$(grep worker_us "$READY")}" >>"$OUT"
   done
 done
