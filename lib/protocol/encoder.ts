@@ -99,8 +99,15 @@ function writePacket(
     }
     if (terminated) target[pos++] = 0;
   }
-  const payload = pos - offset - HEADER_SIZE + (omitLast ? args[last].length : 0);
-  // Byte stores instead of writeUInt32BE: this runs once per packet.
+  writeHeader(target, offset, magic, type, pos - offset - HEADER_SIZE + (omitLast ? args[last].length : 0));
+  return pos;
+}
+
+/**
+ * The 12-byte header of a packet of `type` whose arguments take `size` bytes, at `offset`. Byte
+ * stores instead of writeUInt32BE: this runs once per packet.
+ */
+export function writeHeader(target: Uint8Array, offset: number, magic: Magic, type: number, size: number): void {
   target[offset] = 0;
   target[offset + 1] = 0x52; // R
   target[offset + 2] = 0x45; // E
@@ -109,11 +116,10 @@ function writePacket(
   target[offset + 5] = type >>> 16;
   target[offset + 6] = type >>> 8;
   target[offset + 7] = type;
-  target[offset + 8] = payload >>> 24;
-  target[offset + 9] = payload >>> 16;
-  target[offset + 10] = payload >>> 8;
-  target[offset + 11] = payload;
-  return pos;
+  target[offset + 8] = size >>> 24;
+  target[offset + 9] = size >>> 16;
+  target[offset + 10] = size >>> 8;
+  target[offset + 11] = size;
 }
 
 /**

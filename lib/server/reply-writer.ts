@@ -7,7 +7,7 @@
  * For development and tests; production stays on gearmand.
  */
 import { view } from '../protocol/buffers.js';
-import { type PacketArg, PacketWriter } from '../protocol/encoder.js';
+import { type PacketArg, PacketWriter, writeHeader } from '../protocol/encoder.js';
 import { HEADER_SIZE, PacketType } from '../protocol/packet-types.js';
 
 const BUFFER_SIZE = 16 * 1024;
@@ -79,19 +79,7 @@ export class ReplyWriter {
     }
     if (pos >= 0 && last !== undefined && !large) pos = put(buf, pos, last, false);
     if (pos < 0) return false;
-    const payload = pos - start - HEADER_SIZE + (large ? last.length : 0);
-    buf[start] = 0;
-    buf[start + 1] = 0x52; // R
-    buf[start + 2] = 0x45; // E
-    buf[start + 3] = 0x53; // S
-    buf[start + 4] = type >>> 24;
-    buf[start + 5] = type >>> 16;
-    buf[start + 6] = type >>> 8;
-    buf[start + 7] = type;
-    buf[start + 8] = payload >>> 24;
-    buf[start + 9] = payload >>> 16;
-    buf[start + 10] = payload >>> 8;
-    buf[start + 11] = payload;
+    writeHeader(buf, start, 'RES', type, pos - start - HEADER_SIZE + (large ? last.length : 0));
     this.used = pos;
     if (large) {
       this.cut();
