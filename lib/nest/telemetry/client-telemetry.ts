@@ -10,10 +10,10 @@ import {
   type JobMetrics,
   jobMetrics,
   markFailed,
+  operationOf,
   type Operation,
   secondsSince,
   serverOf,
-  SYSTEM,
   type Telemetry,
   withErrorType,
 } from './telemetry.js';
@@ -59,7 +59,9 @@ export class ClientTelemetry {
    * undefined when there is nothing to record or propagate (no SDK, no sampled parent).
    */
   start(fn: string, background: boolean): JobTrace | undefined {
-    const { name, attributes } = this.operationOf(fn, background);
+    const { name, attributes } = background
+      ? operationOf(this.emits, fn, 'emit', 'send')
+      : operationOf(this.sends, fn, 'send', 'send');
     const span = this.tracer?.startSpan(name, {
       kind: background ? this.api.SpanKind.PRODUCER : this.api.SpanKind.CLIENT,
       attributes,
@@ -68,25 +70,6 @@ export class ClientTelemetry {
     if (!traced && this.metrics === undefined) return undefined;
     this.metrics?.active.add(1, attributes);
     return new JobTrace(this.api, traced ? span : undefined, this.metrics, attributes);
-  }
-
-  private operationOf(fn: string, background: boolean): Operation {
-    const operations = background ? this.emits : this.sends;
-    let operation = operations.get(fn);
-    if (operation === undefined) {
-      const name = background ? 'emit' : 'send';
-      operation = {
-        name: `${name} ${fn}`,
-        attributes: {
-          [ATTR.system]: SYSTEM,
-          [ATTR.destination]: fn,
-          [ATTR.operationType]: 'send',
-          [ATTR.operationName]: name,
-        },
-      };
-      operations.set(fn, operation);
-    }
-    return operation;
   }
 }
 

@@ -121,6 +121,29 @@ export interface Operation {
   readonly attributes: Attributes;
 }
 
+/** `fn`'s Operation in `cache`, made on first use: span `{operationName} {fn}` and the messaging attributes. */
+export function operationOf(
+  cache: Map<string, Operation>,
+  fn: string,
+  operationName: string,
+  operationType: string,
+): Operation {
+  let operation = cache.get(fn);
+  if (operation === undefined) {
+    operation = {
+      name: `${operationName} ${fn}`,
+      attributes: {
+        [ATTR.system]: SYSTEM,
+        [ATTR.destination]: fn,
+        [ATTR.operationType]: operationType,
+        [ATTR.operationName]: operationName,
+      },
+    };
+    cache.set(fn, operation);
+  }
+  return operation;
+}
+
 /** `server.address` and `server.port` of a `host:port` (`[v6]:port`), made once per server. */
 const serverAttributes = new Map<string, Attributes>();
 export function serverOf(address: string): Attributes {

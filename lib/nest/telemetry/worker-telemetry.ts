@@ -10,10 +10,10 @@ import {
   type JobMetrics,
   jobMetrics,
   markFailed,
+  operationOf,
   type Operation,
   secondsSince,
   serverOf,
-  SYSTEM,
   type Telemetry,
   withErrorType,
 } from './telemetry.js';
@@ -69,7 +69,7 @@ export class WorkerTelemetry {
     run: () => Promise<void>,
   ): Promise<void> {
     const api = this.api;
-    const { name, attributes } = this.operationOf(job.functionName);
+    const { name, attributes } = operationOf(this.operations, job.functionName, 'process', 'process');
     let parent: Context = api.ROOT_CONTEXT;
     let links: Link[] | undefined;
     if (metadata !== undefined && this.tracer !== undefined) {
@@ -122,22 +122,5 @@ export class WorkerTelemetry {
       this.metrics.duration.record(secondsSince(processing.started), attributes);
       this.metrics.active.add(-1, processing.attributes);
     }
-  }
-
-  private operationOf(fn: string): Operation {
-    let operation = this.operations.get(fn);
-    if (operation === undefined) {
-      operation = {
-        name: `process ${fn}`,
-        attributes: {
-          [ATTR.system]: SYSTEM,
-          [ATTR.destination]: fn,
-          [ATTR.operationType]: 'process',
-          [ATTR.operationName]: 'process',
-        },
-      };
-      this.operations.set(fn, operation);
-    }
-    return operation;
   }
 }
