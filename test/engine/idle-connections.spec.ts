@@ -3,7 +3,7 @@
  * closed, stays closed (no reconnect loop) until the next submit, which reconnects and is not lost;
  * the heartbeat's ECHOs do not count as jobs, and a long job keeps its connection.
  */
-import { GearmanClient, type GearmanClientOptions, type WorkerJob } from '../../lib/engine/index.js';
+import { GearmanClient, type GearmanClientOptions } from '../../lib/engine/index.js';
 import { PacketType } from '../../lib/protocol/index.js';
 import { invalidArgument } from '../support/errors.js';
 import { fnName, useGearmand, useResources } from '../support/harness.js';
@@ -89,14 +89,7 @@ describe('idleTimeout', () => {
 
   it('keeps the connection while a job runs longer than idleTimeout, and counts idle time from its end', async () => {
     const fn = fnName('long');
-    const started = deferred<WorkerJob>();
-    const release = res.gate<string>();
-    const worker = res.worker();
-    worker.register(fn, async (job) => {
-      started.resolve(job);
-      return release.promise;
-    });
-    await worker.start();
+    const { started, release } = await res.heldWorker(fn);
     const { client, disconnected } = await setup();
     const job = client.submit(fn, 'x');
     await within(started.promise, 5000, 'the long job to start');

@@ -2,32 +2,19 @@
  * `job.wait(ms)` on a real gearmand: a deadline on the waiting, not on the job. The job stays
  * queued or running, and its result is there for the next wait() or result().
  */
-import { GearmanError, GearmanJobError, GearmanTimeoutError, type WorkerJob } from '../../lib/engine/index.js';
+import { GearmanError, GearmanJobError, GearmanTimeoutError } from '../../lib/engine/index.js';
 import { rejection } from '../support/errors.js';
 import { fnName, functionStatus, useGearmand, useResources } from '../support/harness.js';
-import { deferred, within } from '../support/wait.js';
+import { within } from '../support/wait.js';
 
 const gearmand = useGearmand();
 const res = useResources(gearmand);
 
-/** A worker whose handler holds each job until `release`, and a client. */
-async function held() {
-  const fn = fnName('wait');
-  const started = deferred<WorkerJob>();
-  const release = res.gate<string>();
-  const worker = res.worker();
-  worker.register(fn, async (job) => {
-    started.resolve(job);
-    return release.promise;
-  });
-  await worker.start();
-  const client = await res.client();
-  return { fn, started, release, client };
-}
-
 describe('job.wait(ms)', () => {
   it('gives up waiting with TIMEOUT and keeps the job: it runs on, and its result comes to the next wait', async () => {
-    const { fn, started, release, client } = await held();
+    const fn = fnName('wait');
+    const { started, release } = await res.heldWorker(fn);
+    const client = await res.client();
     const job = client.submit(fn, 'x');
     await within(started.promise, 5000, 'the job to start');
 

@@ -58,6 +58,16 @@ function names(seen: Seen[]): string[] {
   return seen.map((e) => e[0]).filter((name, i, all) => name !== 'reconnecting' || all[i - 1] !== 'reconnecting');
 }
 
+/** Stops gearmand until the second reconnect attempt is heard, then restarts it and waits for `connected`. */
+async function bounce(events: EventEmitter): Promise<void> {
+  const retrying = waitForEvent(events, 'reconnecting', { filter: (_s, attempt) => attempt === 2 });
+  await gearmand.server.stop();
+  await retrying;
+  const back = nextEvent(events, 'connected', 10_000);
+  await gearmand.server.restart();
+  await back;
+}
+
 describe('ServerGearman.on()', () => {
   it('hears connected, disconnected with the cause, reconnecting, and connected again', async () => {
     const { app, server } = await res.createMicroservice({ controllers: [PingController] }, { reconnect });
@@ -66,12 +76,7 @@ describe('ServerGearman.on()', () => {
     await app.listen();
     expect(await connected).toEqual([gearmand.address]);
 
-    const retrying = waitForEvent(events, 'reconnecting', { filter: (_s, attempt) => attempt === 2 });
-    await gearmand.server.stop();
-    await retrying;
-    const back = nextEvent(events, 'connected', 10_000);
-    await gearmand.server.restart();
-    await back;
+    await bounce(events);
 
     expect(names(seen)).toEqual(['connected', 'disconnected', 'reconnecting', 'connected']);
     const lost = seen.find((e) => e[0] === 'disconnected')!;
@@ -142,12 +147,7 @@ describe('ClientGearman.on()', () => {
     await client.connect();
     expect(seen).toEqual([['connected', gearmand.address]]);
 
-    const retrying = waitForEvent(events, 'reconnecting', { filter: (_s, attempt) => attempt === 2 });
-    await gearmand.server.stop();
-    await retrying;
-    const back = nextEvent(events, 'connected', 10_000);
-    await gearmand.server.restart();
-    await back;
+    await bounce(events);
     await res.microservice({ controllers: [PingController] });
     expect(await lastValueFrom(client.send('events.ping', {}))).toBe('pong');
 

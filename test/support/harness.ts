@@ -21,6 +21,7 @@ import {
   type GearmanClientOptions,
   GearmanWorker,
   type GearmanWorkerOptions,
+  type WorkerJob,
 } from '../../lib/engine/index.js';
 import {
   ClientGearman,
@@ -161,6 +162,22 @@ export class Resources {
     this.defer(() => client.close());
     await client.connect();
     return client;
+  }
+
+  /**
+   * A started worker whose handler of `fn` holds its job until the test resolves `release`
+   * (resolved at cleanup otherwise); `started` resolves with the job once the handler has it.
+   */
+  async heldWorker(fn: string): Promise<{ started: Deferred<WorkerJob>; release: Deferred<string> }> {
+    const started = deferred<WorkerJob>();
+    const release = this.gate<string>();
+    const worker = this.worker();
+    worker.register(fn, async (job) => {
+      started.resolve(job);
+      return release.promise;
+    });
+    await worker.start();
+    return { started, release };
   }
 
   /** A GearmanWorker, not started (register first, then `start()`). */

@@ -17,7 +17,7 @@ import {
   type GearmanTelemetryOptions,
 } from '../../lib/index.js';
 import { useGearmand, useResources } from '../support/harness.js';
-import { deferred, within } from '../support/wait.js';
+import { type Deferred, deferred, within } from '../support/wait.js';
 import { id, useOtel } from './otel.js';
 
 const gearmand = useGearmand();
@@ -245,15 +245,21 @@ describe('background jobs', () => {
   });
 });
 
+/** A plain engine worker of `tel.raw` (no Nest, no envelope reading): the first payload it receives, as it came. */
+async function rawWorker(): Promise<Deferred<Buffer>> {
+  const received = deferred<Buffer>();
+  const worker = res.worker();
+  worker.register('tel.raw', (job) => {
+    received.resolve(job.payload);
+    return '"ok"';
+  });
+  await worker.start();
+  return received;
+}
+
 describe('functions not opted in to metadata', () => {
   it('get no envelope: a plain Gearman worker receives the payload alone; the client span exists', async () => {
-    const received = deferred<Buffer>();
-    const worker = res.worker();
-    worker.register('tel.raw', (job) => {
-      received.resolve(job.payload);
-      return '"ok"';
-    });
-    await worker.start();
+    const received = await rawWorker();
     // sendMetadata names another function only.
     const client = res.clientProxy({ sendMetadata: ['tel.sum'], telemetry: telemetry() });
     client.setOnDispatchHook((packet) => {
@@ -282,13 +288,7 @@ describe('functions not opted in to metadata', () => {
   });
 
   it('with no user metadata, the envelope is made for the trace context alone where sendMetadata allows', async () => {
-    const received = deferred<Buffer>();
-    const worker = res.worker();
-    worker.register('tel.raw', (job) => {
-      received.resolve(job.payload);
-      return '"ok"';
-    });
-    await worker.start();
+    const received = await rawWorker();
     const client = res.clientProxy({ sendMetadata: true, telemetry: telemetry() });
     await lastValueFrom(client.send('tel.raw', 'x'));
     const payload = await within(received.promise, 5000, 'the raw worker');
