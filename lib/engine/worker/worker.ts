@@ -603,9 +603,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
           ),
         );
       }
-      if (assign) {
-        this.grabAnswered(state);
-      }
+      if (assign) this.grabAnswered(state);
       this.schedulePump();
       return;
     }
@@ -641,7 +639,7 @@ export class GearmanWorker extends EventEmitter<GearmanWorkerEvents> {
    * WORK_EXCEPTION there is followed by a WORK_FAIL (clients without the option see only that).
    */
   private exceptionSent(conn: GearmanConnection, handle: string): void {
-    const state = this.states.find((s) => s.conn === conn)!;
+    const state = this.stateOf.get(conn)!;
     if (state.exceptionEnds === true || !conn.connected) return;
     if (state.exceptionEnds === false) {
       conn.send(PacketType.WORK_FAIL, [handle]);
