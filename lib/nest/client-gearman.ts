@@ -347,11 +347,11 @@ export class ClientGearman extends ClientProxy<GearmanEvents, string> {
         if (background) options.background = true;
         submit = options;
       } else payload = encode(codec, data);
-      let metadata = packet.metadata;
-      // The trace context travels in the envelope only: a function not opted in gets the payload alone.
-      if (trace && this.sendsMetadata(fn)) metadata = trace.inject(metadata);
-      if (metadata && Object.keys(metadata).length > 0 && this.sendsMetadata(fn)) {
-        payload = wrapMetadata(metadata, payload);
+      // Metadata, the trace context included, travels in the envelope only: a function not opted in
+      // gets the payload alone.
+      if (this.sendsMetadata(fn)) {
+        const metadata = trace ? trace.inject(packet.metadata) : packet.metadata;
+        if (metadata && Object.keys(metadata).length > 0) payload = wrapMetadata(metadata, payload);
       }
       const job = this.client.submit(fn, payload, submit);
       trace?.attach(job);

@@ -205,14 +205,13 @@ export class ServerGearman extends Server<GearmanEvents, GearmanStatus> implemen
       data = route.codec.decode(payload);
       context = new GearmanContext([job, route.codec, metadata]);
     } catch (err) {
-      if (this.telemetry === undefined) {
+      const failed = (): Promise<void> => {
         this.decodeFailed(job, route, err);
         return Promise.resolve();
-      }
-      return this.telemetry.process(job, route.handler.isEventHandler === true, undefined, () => {
-        this.decodeFailed(job, route, err);
-        return Promise.resolve();
-      });
+      };
+      return this.telemetry === undefined
+        ? failed()
+        : this.telemetry.process(job, route.handler.isEventHandler === true, undefined, failed);
     }
     if (this.telemetry === undefined) return this.run(job, route, data, context);
     return this.telemetry.process(job, route.handler.isEventHandler === true, context.getMetadata(), () =>
