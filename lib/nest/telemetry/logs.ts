@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { Logger, type LoggerService } from '@nestjs/common';
 
-export const silentLogger: LoggerService = { log: () => undefined, error: () => undefined, warn: () => undefined };
+const silentLogger: LoggerService = { log: () => undefined, error: () => undefined, warn: () => undefined };
 
 /**
  * A transport's logger: the one given, none for `false`, else Nest's Logger under the class's

@@ -184,7 +184,7 @@ export function withErrorType(attributes: Attributes, type: string): Attributes 
 }
 
 /**
- * Counts per attribute set (the sets made once, as attributesOf and withErrorType make them),
+ * Counts per attribute set (the sets made once, as operationOf and withErrorType make them),
  * reported by an observable instrument when the SDK collects: adding is a Map update, where a
  * synchronous counter would have the SDK hash the attributes on every job.
  */
